@@ -1,0 +1,16 @@
+//! Surety's domain: identifiers, humans, agents, keys, lifecycles, access rules and audit
+//! events. Pure rules only — no I/O, and time arrives through [`clock::Clock`].
+
+pub mod access;
+pub mod agent;
+pub mod audit;
+pub mod clock;
+pub mod error;
+pub mod human;
+pub mod id;
+pub mod key;
+mod names;
+pub mod page;
+pub mod validate;
+
+pub use error::{FieldError, RuleError, TransitionError};

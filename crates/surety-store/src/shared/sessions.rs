@@ -1,0 +1,83 @@
+//! Admin access tokens and single-use values.
+
+use async_trait::async_trait;
+use surety_core::audit::NewEvent;
+use time::OffsetDateTime;
+
+use super::Backend;
+use super::tx::insert_events;
+use crate::dbtime::DbTime;
+use crate::rows::AccessTokenRow;
+use crate::{AccessTokenRecord, ReplayStore, Result, StoreError, TokenStore};
+
+#[async_trait]
+impl TokenStore for Backend {
+    async fn insert_access_token(&self, t: &AccessTokenRecord, events: &[NewEvent]) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query(
+            "INSERT INTO access_tokens (token_hash, human_id, jkt, scope, issued_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&t.token_hash)
+        .bind(t.human.to_string())
+        .bind(&t.jkt)
+        .bind(&t.scope)
+        .bind(DbTime::from(t.issued_at))
+        .bind(DbTime::from(t.expires_at))
+        .execute(&mut *tx)
+        .await?;
+        insert_events(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_access_token(&self, token_hash: &str) -> Result<Option<AccessTokenRecord>> {
+        let row: Option<AccessTokenRow> = sqlx::query_as(
+            "SELECT token_hash, human_id, jkt, scope, issued_at, expires_at \
+             FROM access_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(AccessTokenRecord::try_from).transpose()
+    }
+}
+
+#[async_trait]
+impl ReplayStore for Backend {
+    async fn remember(&self, key: &str, until: OffsetDateTime, now: OffsetDateTime) -> Result<()> {
+        // Insert, or take over an entry that has expired; a live entry means replay.
+        let done = sqlx::query(
+            "INSERT INTO replay_cache (key, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
+             WHERE replay_cache.expires_at <= $3",
+        )
+        .bind(key)
+        .bind(DbTime::from(until))
+        .bind(DbTime::from(now))
+        .execute(self.writer())
+        .await?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Replay)
+        }
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64> {
+        let now = DbTime::from(now);
+        let mut purged = 0;
+        for sql in [
+            "DELETE FROM replay_cache WHERE expires_at <= $1",
+            "DELETE FROM access_tokens WHERE expires_at <= $1",
+            "DELETE FROM enrollment_codes WHERE used_at IS NULL AND expires_at <= $1",
+        ] {
+            purged += sqlx::query(sql)
+                .bind(now)
+                .execute(self.writer())
+                .await?
+                .rows_affected();
+        }
+        Ok(purged)
+    }
+}

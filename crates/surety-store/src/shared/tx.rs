@@ -1,0 +1,74 @@
+//! Helpers used inside write transactions, for both backends.
+
+use sqlx::Transaction;
+use surety_core::audit::{EVENT_SCHEMA_VERSION, NewEvent};
+use surety_core::key::KeyRecord;
+
+use super::Db;
+use crate::Result;
+use crate::dbtime::DbTime;
+use crate::error::unique_as_conflict;
+use crate::rows::to_json_text;
+
+pub(super) type Tx = Transaction<'static, Db>;
+
+/// Takes the named serialisation lock (a row of `serial_locks`) until the transaction ends.
+pub(super) async fn lock(tx: &mut Tx, name: &'static str) -> Result<()> {
+    sqlx::query("UPDATE serial_locks SET counter = counter + 1 WHERE name = $1")
+        .bind(name)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Appends events as the last step of a transaction: the `audit` lock makes commit order
+/// equal `seq` order, so a reader paging by `seq` never misses a late commit.
+pub(super) async fn insert_events(tx: &mut Tx, events: &[NewEvent]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    lock(tx, "audit").await?;
+    for e in events {
+        sqlx::query(
+            "INSERT INTO audit_events \
+             (id, version, time, kind, actor, target, agent_id, human_id, details) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(e.id.to_string())
+        .bind(i32::from(EVENT_SCHEMA_VERSION))
+        .bind(DbTime::from(e.time))
+        .bind(e.kind.as_str())
+        .bind(e.actor.to_string())
+        .bind(&e.target)
+        .bind(e.agent.map(|a| a.to_string()))
+        .bind(e.human.map(|h| h.to_string()))
+        .bind(to_json_text(&e.details)?)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Inserts a key; a thumbprint that was ever registered is a conflict.
+pub(super) async fn insert_key(tx: &mut Tx, key: &KeyRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO public_keys (kid, holder_id, alg, jwk, status, created_at, status_changed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&key.kid)
+    .bind(key.holder.to_string())
+    .bind(&key.alg)
+    .bind(to_json_text(&key.jwk)?)
+    .bind(key.status.as_str())
+    .bind(DbTime::from(key.created_at))
+    .bind(key.status_changed_at.map(DbTime::from))
+    .execute(&mut **tx)
+    .await
+    .map_err(unique_as_conflict(|| {
+        format!(
+            "key `{}` is already registered; a key can be registered only once, even after it is revoked",
+            key.kid
+        )
+    }))?;
+    Ok(())
+}

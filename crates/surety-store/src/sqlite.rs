@@ -1,0 +1,90 @@
+//! SQLite backend: the embedded default. WAL journal, `synchronous = FULL` (an acknowledged
+//! write survives power loss), foreign keys on. All writes go through a single writer
+//! connection, so write transactions never contend; reads use a pool of read-only
+//! connections that see committed snapshots.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::{Result, Store};
+
+pub(crate) type Db = sqlx::Sqlite;
+pub(crate) type Backend = SqliteStore;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating the file if needed) and migrates the database at `url`
+    /// (`sqlite://path/to/surety.db`).
+    pub async fn open(url: &str, max_readers: u32) -> Result<Self> {
+        let base = SqliteConnectOptions::from_str(url)?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(base.clone().create_if_missing(true))
+            .await?;
+        MIGRATOR.run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(max_readers.max(1))
+            .connect_with(base.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+
+    pub(crate) fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    pub(crate) fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+}
+
+#[path = "shared/agents.rs"]
+mod agents;
+#[path = "shared/audit.rs"]
+mod audit;
+#[path = "shared/humans.rs"]
+mod humans;
+#[path = "shared/keys.rs"]
+mod keys;
+#[path = "shared/org.rs"]
+mod org;
+#[path = "shared/sessions.rs"]
+mod sessions;
+#[path = "shared/tx.rs"]
+mod tx;
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        sqlx::query("SELECT 1").execute(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
