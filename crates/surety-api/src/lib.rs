@@ -1,1 +1,10 @@
+//! Wire types of every Surety HTTP surface, shared by the server (which derives its OpenAPI
+//! document from them), the SDK and the CLI. Field names follow the specs exactly where a
+//! spec defines them.
 
+pub mod admin;
+pub mod error;
+pub mod oauth;
+mod schema;
+
+pub use error::ErrorBody;

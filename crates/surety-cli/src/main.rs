@@ -1,1 +1,125 @@
-fn main() {}
+//! `surety`: run the server, and administer humans, agents and the audit log.
+
+mod agents;
+mod humans;
+mod output;
+mod server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Identity, delegated authority and runtime assurance for AI agents.
+#[derive(Debug, Parser)]
+#[command(name = "surety", version, about, propagate_version = true)]
+struct Cli {
+    /// Profile to act with (server, human, device key file).
+    #[arg(long, global = true, env = "SURETY_PROFILE", value_name = "FILE")]
+    profile: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a deployment: its database and first admin (with a device key made here).
+    Init(server::InitArgs),
+    /// Run the server (initialising an empty data directory first).
+    Serve(server::ServeArgs),
+    /// Enroll this machine's new device key with a one-time code; writes a profile.
+    Enroll(humans::EnrollArgs),
+    /// Show who the profile acts as.
+    Whoami,
+    /// Manage humans.
+    #[command(subcommand)]
+    Human(humans::HumanCommand),
+    /// Manage agents.
+    #[command(subcommand)]
+    Agent(agents::AgentCommand),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Audit(agents::AuditCommand),
+    /// Check or document the configuration.
+    #[command(subcommand)]
+    Config(server::ConfigCommand),
+}
+
+/// Global options every command may use.
+#[derive(Debug, Clone)]
+pub struct Globals {
+    /// `--profile`.
+    pub profile: Option<PathBuf>,
+    /// `--json`.
+    pub json: bool,
+}
+
+/// The profile used when none is named: the one `surety serve`/`init` write in the default
+/// data directory.
+pub const DEFAULT_PROFILE: &str = "surety-data/admin-profile.toml";
+
+impl Globals {
+    /// The admin client of the selected profile.
+    pub fn client(&self) -> anyhow::Result<surety_sdk::AdminClient> {
+        let path = self
+            .profile
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_PROFILE));
+        let profile = surety_sdk::Profile::load(&path).map_err(|e| {
+            anyhow::anyhow!("{e}\nhint: pass --profile FILE or set SURETY_PROFILE (see `surety init` / `surety enroll`)")
+        })?;
+        Ok(surety_sdk::AdminClient::from_profile(&profile)?)
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let g = Globals {
+        profile: cli.profile,
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Init(args) => server::init(&g, args).await,
+        Command::Serve(args) => server::serve(args).await,
+        Command::Enroll(args) => humans::enroll(&g, args).await,
+        Command::Whoami => humans::whoami(&g).await,
+        Command::Human(cmd) => humans::run(&g, cmd).await,
+        Command::Agent(cmd) => agents::run(&g, cmd).await,
+        Command::Audit(cmd) => agents::audit(&g, cmd).await,
+        Command::Config(cmd) => server::config(cmd),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,1 +1,20 @@
+//! The Surety server: the OAuth token endpoint, the admin API, health and metrics, on
+//! axum. Handlers parse, call the rules in `surety-core`, and apply decisions through
+//! `surety-store`; nothing here decides policy on its own.
 
+pub mod admin;
+pub mod app;
+mod auth;
+pub mod bootstrap;
+pub mod config;
+mod error;
+mod extract;
+mod nonce;
+mod oauth;
+mod ops;
+pub mod serve;
+pub mod telemetry;
+
+pub use app::{AppState, openapi, router};
+pub use config::Config;
+pub use error::ApiError;

@@ -34,6 +34,17 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database could not be reached (as opposed to refusing the operation).
+    #[must_use]
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+            )
+        )
+    }
+
     pub(crate) fn corrupt(what: impl std::fmt::Display) -> Self {
         Self::Corrupt(what.to_string())
     }
@@ -66,6 +77,6 @@ pub fn redact_url(url: &str) -> String {
             u.to_string()
         }
         Ok(u) => u.to_string(),
-        Err(_) => url.split('@').last().unwrap_or_default().to_owned(),
+        Err(_) => url.rsplit('@').next().unwrap_or_default().to_owned(),
     }
 }

@@ -6,6 +6,11 @@
 //! here atomically, together with their audit events, and only if the state they were
 //! decided on is still current (compare-and-set); otherwise [`StoreError::Stale`].
 
+#![expect(
+    clippy::duplicate_mod,
+    reason = "shared/ holds the SQL of both backends; each backend module compiles it against its own driver"
+)]
+
 use std::fmt::Debug;
 use std::sync::Arc;
 

@@ -1,1 +1,274 @@
+//! Real Surety servers for tests and benchmarks: each [`TestServer`] binds port 0 on
+//! loopback, uses a fresh SQLite file (or a fresh PostgreSQL schema), has a first admin
+//! with an in-memory device key, and stops when asked or dropped.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test support: failing loudly is the point"
+)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use surety_api::admin::{CreateHuman, HumanView};
+use surety_core::clock::{Clock, SystemClock};
+use surety_core::human::{Human, Role};
+use surety_jose::{KeyAlg, PrivateJwk, rfc7523, rfc9449};
+use surety_sdk::AdminClient;
+use surety_server::serve::Server;
+use surety_server::{AppState, Config};
+use surety_store::Store;
+use surety_store::testing::PgTestSchema;
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use surety_store::testing::TEST_DATABASE_URL_ENV;
+
+/// Which database a test server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in the server's temporary data directory.
+    Sqlite,
+    /// A fresh schema in the database named by `SURETY_TEST_DATABASE_URL`.
+    Postgres,
+}
+
+/// How to start a test server.
+#[derive(Debug)]
+pub struct Options {
+    /// The database.
+    pub backend: Backend,
+    /// The clock (system time by default).
+    pub clock: Arc<dyn Clock>,
+    /// Extra configuration (key, value), applied like command-line flags.
+    pub config: Vec<(&'static str, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Sqlite,
+            clock: Arc::new(SystemClock),
+            config: Vec::new(),
+        }
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct TestServer {
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// Base URL (`http://127.0.0.1:PORT`), also the issuer.
+    pub base: String,
+    /// The server's state: store, clock, configuration.
+    pub state: AppState,
+    /// The first admin.
+    pub admin: Human,
+    /// The first admin's device key (as a private JWK).
+    admin_key: serde_json::Value,
+    /// Data directory.
+    pub dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+    pg: Option<PgTestSchema>,
+}
+
+impl TestServer {
+    /// A SQLite-backed server with default settings.
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    /// A server started with `options`. Panics if PostgreSQL is asked for but not
+    /// configured: a test that needs it must check [`postgres_configured`] first.
+    pub async fn start_with(options: Options) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let base = format!("http://{addr}");
+        let pg = match options.backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(
+                PgTestSchema::create()
+                    .await
+                    .expect("SURETY_TEST_DATABASE_URL is not set")
+                    .expect("cannot create a PostgreSQL test schema"),
+            ),
+        };
+        let mut overrides: Vec<(&str, String)> = vec![
+            ("data_dir", dir.path().display().to_string()),
+            ("listen", addr.to_string()),
+            ("issuer", base.clone()),
+            ("log_format", "text".into()),
+        ];
+        if let Some(pg) = &pg {
+            overrides.push(("database_url", pg.url.clone()));
+        }
+        overrides.extend(options.config.iter().map(|(k, v)| (*k, v.clone())));
+        let config = Config::load(None, |_| None, &overrides).unwrap();
+        let store = surety_server::bootstrap::open_store(&config).await.unwrap();
+        let key = PrivateJwk::generate(KeyAlg::EdDSA).unwrap();
+        let admin = surety_server::bootstrap::init_org(
+            store.as_ref(),
+            options.clock.as_ref(),
+            "Test Admin",
+            "admin@example.com",
+            key.public(),
+        )
+        .await
+        .unwrap();
+        let server = Server::from_listener(listener, config, store, options.clock)
+            .await
+            .unwrap();
+        let state = server.state().clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            base,
+            state,
+            admin,
+            admin_key: key.to_json().unwrap(),
+            dir,
+            shutdown: Some(tx),
+            task: Some(task),
+            pg,
+        }
+    }
+
+    /// The store behind the server.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.state.store
+    }
+
+    /// The server's current time.
+    #[must_use]
+    pub fn now(&self) -> OffsetDateTime {
+        self.state.clock.now()
+    }
+
+    /// The public URL of `path`.
+    #[must_use]
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A copy of the first admin's device key.
+    #[must_use]
+    pub fn admin_key(&self) -> PrivateJwk {
+        PrivateJwk::from_json(&self.admin_key).unwrap()
+    }
+
+    /// An admin API client acting as the first admin.
+    #[must_use]
+    pub fn admin_client(&self) -> AdminClient {
+        AdminClient::new(&self.base, self.admin.id, self.admin_key()).unwrap()
+    }
+
+    /// Registers a human with `role`, enrolls a fresh device key for them, and returns the
+    /// human, their key and a client acting as them.
+    pub async fn enrolled_human(
+        &self,
+        name: &str,
+        email: &str,
+        role: Role,
+    ) -> (HumanView, PrivateJwk, AdminClient) {
+        let created = self
+            .admin_client()
+            .create_human(&CreateHuman {
+                display_name: name.into(),
+                email: email.into(),
+                role: Some(role),
+            })
+            .await
+            .unwrap();
+        let key = PrivateJwk::generate(KeyAlg::EdDSA).unwrap();
+        surety_sdk::enroll(&self.base, &created.enrollment.code, &key)
+            .await
+            .unwrap();
+        let client = AdminClient::new(
+            &self.base,
+            created.human.id,
+            PrivateJwk::from_json(&key.to_json().unwrap()).unwrap(),
+        )
+        .unwrap();
+        (created.human, key, client)
+    }
+
+    /// A DPoP proof by `key` for `method path`, at the server's current time.
+    #[must_use]
+    pub fn proof(
+        &self,
+        key: &PrivateJwk,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        nonce: Option<&str>,
+    ) -> String {
+        rfc9449::create(key, method, &self.url(path), token, nonce, self.now()).unwrap()
+    }
+
+    /// A jwt-bearer assertion signed by `key` for human `sub`, at the server's current time.
+    #[must_use]
+    pub fn assertion(&self, key: &PrivateJwk, sub: &str) -> String {
+        rfc7523::create(
+            key,
+            sub,
+            sub,
+            &self.url("/oauth2/token"),
+            time::Duration::seconds(60),
+            self.now(),
+        )
+        .unwrap()
+    }
+
+    /// A fresh DPoP nonce, as the token endpoint hands out.
+    #[must_use]
+    pub fn nonce(&self) -> String {
+        self.state.nonces.current(self.now())
+    }
+
+    /// Stops the server and waits for it to finish; drops the PostgreSQL schema.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        self.state.store.close().await;
+        if let Some(pg) = self.pg.take() {
+            pg.drop_schema().await.unwrap();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Whether PostgreSQL tests can run.
+#[must_use]
+pub fn postgres_configured() -> bool {
+    std::env::var(TEST_DATABASE_URL_ENV).is_ok()
+}
+
+/// A plain HTTP client that follows no redirects.
+#[must_use]
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}

@@ -1,0 +1,30 @@
+//! OAuth 2.0 token endpoint types.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// RFC 7523 §2.1 JWT bearer authorization grant.
+pub const GRANT_TYPE_JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// RFC 7523 §2.2 client assertion type.
+pub const CLIENT_ASSERTION_TYPE_JWT_BEARER: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// The only scope of admin access tokens.
+pub const SCOPE_ADMIN: &str = "admin";
+/// RFC 9449 token type of DPoP-bound tokens.
+pub const TOKEN_TYPE_DPOP: &str = "DPoP";
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    /// The access token; opaque to clients.
+    pub access_token: String,
+    /// Always `DPoP`: the token is bound to the key of the proof (RFC 9449 §5).
+    #[schema(example = "DPoP")]
+    pub token_type: String,
+    /// Lifetime in seconds.
+    #[schema(example = 300)]
+    pub expires_in: u64,
+    /// Granted scope.
+    #[schema(example = "admin")]
+    pub scope: String,
+}

@@ -1,0 +1,387 @@
+//! `surety agent …`, `surety audit …`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use surety_api::admin::{AddKey, AgentQuery, AgentView, AuditQuery, RegisterAgent};
+use surety_core::id::{AgentId, HumanId};
+use surety_jose::{KeyAlg, PrivateJwk, PublicJwk};
+use surety_sdk::keyfile;
+
+use crate::Globals;
+use crate::output::{self, Table};
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Generate an agent key pair: writes the private JWK (mode 0600), prints the public JWK
+    /// and its thumbprint.
+    Keygen {
+        /// Where to write the private key.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Key algorithm.
+        #[arg(long, default_value = "EdDSA", value_parser = ["EdDSA", "ES256"])]
+        alg: String,
+    },
+    /// Register an agent with its public key; prints its id.
+    Register {
+        /// Name, unique per owner.
+        name: String,
+        /// Owner (`hum_…`); defaults to you.
+        #[arg(long)]
+        owner: Option<HumanId>,
+        /// Public key: a public JWK file, or the private key file from `keygen` (only its
+        /// public half is sent).
+        #[arg(long, value_name = "FILE")]
+        public_key: PathBuf,
+        /// What the agent is for.
+        #[arg(long)]
+        purpose: Option<String>,
+        /// Environment label.
+        #[arg(long = "env")]
+        environment: Option<String>,
+        /// A `key=value` label (repeatable).
+        #[arg(long = "label", value_name = "K=V", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+    },
+    /// List agents.
+    List {
+        /// Only this owner.
+        #[arg(long)]
+        owner: Option<HumanId>,
+        /// Only this status.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this environment.
+        #[arg(long = "env")]
+        environment: Option<String>,
+        /// Page size.
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Continue from a `next_cursor`.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Show an agent and its keys.
+    Show {
+        /// `agt_…`
+        id: AgentId,
+    },
+    /// Suspend an agent (blocks everything until its owner reinstates it).
+    Suspend {
+        /// `agt_…`
+        id: AgentId,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Reinstate a suspended agent (owner only).
+    Reinstate {
+        /// `agt_…`
+        id: AgentId,
+    },
+    /// Revoke an agent for good; its keys are revoked.
+    Revoke {
+        /// `agt_…`
+        id: AgentId,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Retire an agent for good; its keys are retired.
+    Retire {
+        /// `agt_…`
+        id: AgentId,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Add a new key and retire the current one(s).
+    RotateKey {
+        /// `agt_…`
+        id: AgentId,
+        /// The new public key (or private key file; only its public half is sent).
+        #[arg(long, value_name = "FILE")]
+        public_key: PathBuf,
+        /// Keep the current keys active.
+        #[arg(long)]
+        keep_previous: bool,
+    },
+    /// Revoke one key of an agent.
+    RevokeKey {
+        /// `agt_…`
+        id: AgentId,
+        /// The key's thumbprint.
+        kid: String,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// List an agent's keys.
+    Keys {
+        /// `agt_…`
+        id: AgentId,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List audit events, newest first.
+    List {
+        /// Events whose target is this id.
+        #[arg(long)]
+        target: Option<String>,
+        /// Events concerning this agent.
+        #[arg(long)]
+        agent: Option<AgentId>,
+        /// Events concerning this human.
+        #[arg(long)]
+        human: Option<HumanId>,
+        /// Event type (`agent.suspended`…).
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// At or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Before this RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Most events to show.
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Continue from a `next_cursor`.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{s}` is not key=value"))
+}
+
+/// Reads a public key from a JWK file. A private JWK is accepted (it must be mode 0600)
+/// and reduced to its public half here; the private part is never sent.
+fn read_public_key(path: &Path) -> anyhow::Result<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", path.display()))?;
+    if json.get("d").is_some() {
+        return Ok(keyfile::read(path)?.public().to_json());
+    }
+    let key =
+        PublicJwk::from_json(&json).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(key.to_json())
+}
+
+fn print_agent(g: &Globals, a: &AgentView) -> anyhow::Result<()> {
+    if g.json {
+        return output::json(a);
+    }
+    let labels = a
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut pairs = vec![
+        ("id", a.id.to_string()),
+        ("name", a.name.clone()),
+        ("owner", a.owner.to_string()),
+        ("status", a.status.to_string()),
+        ("environment", a.environment.clone()),
+        ("purpose", a.purpose.clone()),
+        ("labels", labels),
+        ("created", output::time(a.created_at)),
+        ("updated", output::time(a.updated_at)),
+        (
+            "last seen",
+            a.last_seen_at.map_or_else(|| "never".into(), output::time),
+        ),
+    ];
+    if let Some(reason) = &a.status_reason {
+        pairs.insert(4, ("reason", reason.clone()));
+    }
+    output::fields(&pairs);
+    if let Some(keys) = &a.keys {
+        println!();
+        print_keys(keys);
+    }
+    Ok(())
+}
+
+fn print_keys(keys: &[surety_api::admin::KeyView]) {
+    let mut t = Table::new(&["kid", "alg", "status", "created", "changed"]);
+    for k in keys {
+        t.row(vec![
+            k.kid.clone(),
+            k.alg.clone(),
+            k.status.to_string(),
+            output::time(k.created_at),
+            k.status_changed_at.map(output::time).unwrap_or_default(),
+        ]);
+    }
+    t.print("(no keys)");
+}
+
+pub async fn run(g: &Globals, cmd: AgentCommand) -> anyhow::Result<()> {
+    if let AgentCommand::Keygen { out, alg } = &cmd {
+        let key = PrivateJwk::generate(alg.parse::<KeyAlg>()?)?;
+        keyfile::write(out, &key)?;
+        if g.json {
+            return output::json(
+                &serde_json::json!({"kid": key.thumbprint(), "public_key": key.public().to_json(), "private_key_file": out}),
+            );
+        }
+        eprintln!(
+            "Private key written to {} (mode 0600). Public key:",
+            out.display()
+        );
+        println!("{}", serde_json::to_string_pretty(&key.public().to_json())?);
+        eprintln!("Thumbprint (kid): {}", key.thumbprint());
+        return Ok(());
+    }
+    let client = g.client()?;
+    let agent = match cmd {
+        AgentCommand::Keygen { .. } => return Ok(()),
+        AgentCommand::Register {
+            name,
+            owner,
+            public_key,
+            purpose,
+            environment,
+            labels,
+        } => {
+            let body = RegisterAgent {
+                name,
+                owner,
+                public_key: read_public_key(&public_key)?,
+                purpose,
+                environment,
+                labels: labels.into_iter().collect::<BTreeMap<_, _>>(),
+            };
+            let agent = client.register_agent(&body).await?;
+            if g.json {
+                return output::json(&agent);
+            }
+            println!("{}", agent.id);
+            return Ok(());
+        }
+        AgentCommand::List {
+            owner,
+            status,
+            environment,
+            limit,
+            cursor,
+        } => {
+            let q = AgentQuery {
+                owner: owner.map(|o| o.to_string()),
+                status,
+                environment,
+                limit,
+                cursor,
+            };
+            let page = client.list_agents(&q).await?;
+            if g.json {
+                return output::json(&page);
+            }
+            let mut t = Table::new(&["id", "name", "owner", "env", "status", "created"]);
+            for a in &page.items {
+                t.row(vec![
+                    a.id.to_string(),
+                    a.name.clone(),
+                    a.owner.to_string(),
+                    a.environment.clone(),
+                    a.status.to_string(),
+                    output::time(a.created_at),
+                ]);
+            }
+            t.print("(no agents)");
+            if let Some(c) = page.next_cursor {
+                println!("more: --cursor {c}");
+            }
+            return Ok(());
+        }
+        AgentCommand::Keys { id } => {
+            let keys = client.list_agent_keys(id).await?;
+            if g.json {
+                return output::json(&keys);
+            }
+            print_keys(&keys);
+            return Ok(());
+        }
+        AgentCommand::Show { id } => client.get_agent(id).await?,
+        AgentCommand::Suspend { id, reason } => {
+            client.agent_action(id, "suspend", Some(reason)).await?
+        }
+        AgentCommand::Reinstate { id } => client.agent_action(id, "reinstate", None).await?,
+        AgentCommand::Revoke { id, reason } => {
+            client.agent_action(id, "revoke", Some(reason)).await?
+        }
+        AgentCommand::Retire { id, reason } => client.agent_action(id, "retire", reason).await?,
+        AgentCommand::RotateKey {
+            id,
+            public_key,
+            keep_previous,
+        } => {
+            let body = AddKey {
+                public_key: read_public_key(&public_key)?,
+                retire_previous: Some(!keep_previous),
+            };
+            client.add_agent_key(id, &body).await?
+        }
+        AgentCommand::RevokeKey { id, kid, reason } => {
+            client.revoke_agent_key(id, &kid, reason).await?
+        }
+    };
+    print_agent(g, &agent)
+}
+
+pub async fn audit(g: &Globals, cmd: AuditCommand) -> anyhow::Result<()> {
+    let AuditCommand::List {
+        target,
+        agent,
+        human,
+        kind,
+        since,
+        until,
+        limit,
+        cursor,
+    } = cmd;
+    let client = g.client()?;
+    let q = AuditQuery {
+        agent: agent.map(|a| a.to_string()),
+        human: human.map(|h| h.to_string()),
+        target,
+        kind,
+        since,
+        until,
+        limit,
+        cursor,
+    };
+    let page = client.list_audit(&q).await?;
+    if g.json {
+        return output::json(&page);
+    }
+    let mut t = Table::new(&["seq", "time", "type", "actor", "target", "details"]);
+    for e in &page.items {
+        let details = serde_json::to_string(&e.details).unwrap_or_default();
+        let details: String = details.chars().take(80).collect();
+        t.row(vec![
+            e.seq.to_string(),
+            output::time(e.time),
+            e.kind.to_string(),
+            e.actor.to_string(),
+            e.target.clone(),
+            details,
+        ]);
+    }
+    t.print("(no events)");
+    if let Some(c) = page.next_cursor {
+        println!("more: --cursor {c}");
+    }
+    Ok(())
+}

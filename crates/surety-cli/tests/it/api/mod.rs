@@ -1,0 +1,7 @@
+//! The admin API against a real server: what each rule allows and what it refuses, and
+//! that a refused request changes nothing.
+
+mod agents;
+mod enroll;
+mod humans;
+mod ops;

@@ -1,0 +1,508 @@
+//! The `surety` binary end to end: init, serve, enroll, human, agent and audit commands
+//! against a real server process.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_surety");
+
+/// Runs `surety` with a clean environment plus `env`.
+fn surety(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear().args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn ok(out: Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "failed: {}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn fails(out: Output) -> String {
+    assert!(
+        !out.status.success(),
+        "unexpectedly succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json(out: Output) -> Value {
+    serde_json::from_str(&ok(out)).unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// A `surety serve` process, killed on drop.
+struct Serve {
+    child: Child,
+    base: String,
+}
+
+impl Serve {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_on(free_port(), args, env)
+    }
+
+    fn start_on(port: u16, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let listen = format!("127.0.0.1:{port}");
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .arg("serve")
+            .args(args)
+            .args(["--listen", &listen]);
+        cmd.env("SURETY_LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let base = format!("http://{listen}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&listen).is_err() {
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, base }
+    }
+
+    /// Sends SIGTERM and returns the exit status and the log (stderr).
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut log = String::new();
+        use std::io::Read;
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut log)
+            .unwrap();
+        (status, log)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_walk_through_works_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let port = free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+
+    // init: creates the admin, a 0600 device key and a profile; refuses to run twice.
+    let init = json(surety(
+        &[
+            "init",
+            "--data-dir",
+            data_s,
+            "--issuer",
+            &issuer,
+            "--admin",
+            "Ada",
+            "--admin-email",
+            "ada@example.com",
+            "--json",
+        ],
+        &[],
+    ));
+    let profile = init["profile"].as_str().unwrap().to_owned();
+    assert_eq!(mode(Path::new(init["key_file"].as_str().unwrap())), 0o600);
+    assert_eq!(mode(&data), 0o700);
+    let again = fails(surety(&["init", "--data-dir", data_s], &[]));
+    assert!(again.contains("already initialized"), "{again}");
+
+    // serve on that port.
+    let server = Serve::start_on(
+        port,
+        &["--data-dir", data_s],
+        &[("SURETY_ISSUER", issuer.as_str())],
+    );
+    let admin = [("SURETY_PROFILE", profile.as_str())];
+
+    let me = json(surety(&["whoami", "--json"], &admin));
+    assert_eq!(
+        (me["role"].as_str(), me["email"].as_str()),
+        (Some("admin"), Some("ada@example.com"))
+    );
+
+    // An admin adds a human; the human enrolls from "their own machine".
+    let added = json(surety(
+        &[
+            "human",
+            "add",
+            "Bob",
+            "--email",
+            "bob@example.com",
+            "--json",
+        ],
+        &admin,
+    ));
+    let bob_id = added["human"]["id"].as_str().unwrap().to_owned();
+    let code = added["enrollment"]["code"].as_str().unwrap().to_owned();
+    let bob_dir = dir.path().join("bob");
+    let bob_profile = bob_dir.join("profile.toml");
+    let enrolled = json(surety(
+        &[
+            "enroll",
+            "--server",
+            &server.base,
+            "--code",
+            &code,
+            "--out",
+            bob_profile.to_str().unwrap(),
+            "--json",
+        ],
+        &[],
+    ));
+    assert_eq!(enrolled["human_id"].as_str(), Some(bob_id.as_str()));
+    assert_eq!(mode(&bob_dir.join("profile.jwk")), 0o600);
+    let reuse = fails(surety(
+        &[
+            "enroll",
+            "--server",
+            &server.base,
+            "--code",
+            &code,
+            "--out",
+            bob_dir.join("p2.toml").to_str().unwrap(),
+        ],
+        &[],
+    ));
+    assert!(reuse.contains("invalid_request"), "{reuse}");
+    let bob = [("SURETY_PROFILE", bob_profile.to_str().unwrap())];
+    assert_eq!(json(surety(&["whoami", "--json"], &bob))["role"], "member");
+
+    // Bob makes an agent key and registers the agent; only the public half leaves.
+    let key_file = bob_dir.join("agent.jwk");
+    let keygen = ok(surety(
+        &["agent", "keygen", "--out", key_file.to_str().unwrap()],
+        &bob,
+    ));
+    let public: Value = serde_json::from_str(&keygen).unwrap();
+    assert!(
+        public.get("d").is_none() && public["kty"] == "OKP",
+        "{public}"
+    );
+    assert_eq!(mode(&key_file), 0o600);
+    fails(surety(
+        &["agent", "keygen", "--out", key_file.to_str().unwrap()],
+        &bob,
+    ));
+    let agent_id = ok(surety(
+        &[
+            "agent",
+            "register",
+            "invoice-bot",
+            "--public-key",
+            key_file.to_str().unwrap(),
+            "--purpose",
+            "pays invoices",
+            "--env",
+            "production",
+            "--label",
+            "team=finance",
+        ],
+        &bob,
+    ))
+    .trim()
+    .to_owned();
+    assert!(agent_id.starts_with("agt_"), "{agent_id}");
+    let listed = json(surety(&["agent", "list", "--json"], &bob));
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1);
+    let table = ok(surety(&["agent", "list"], &admin));
+    assert!(
+        table.starts_with("ID ") && table.contains("invoice-bot"),
+        "{table}"
+    );
+
+    // Suspension by an admin; only the owner reinstates.
+    let suspended = json(surety(
+        &[
+            "agent",
+            "suspend",
+            &agent_id,
+            "--reason",
+            "odd traffic",
+            "--json",
+        ],
+        &admin,
+    ));
+    assert_eq!(suspended["status"], "suspended");
+    let refused = fails(surety(&["agent", "reinstate", &agent_id], &admin));
+    assert!(
+        refused.contains("403") && refused.contains("owner"),
+        "{refused}"
+    );
+    assert_eq!(
+        json(surety(&["agent", "reinstate", &agent_id, "--json"], &bob))["status"],
+        "active"
+    );
+    let illegal = fails(surety(&["agent", "reinstate", &agent_id], &bob));
+    assert!(illegal.contains("409"), "{illegal}");
+
+    // Key rotation.
+    let key2 = bob_dir.join("agent2.jwk");
+    ok(surety(
+        &[
+            "agent",
+            "keygen",
+            "--out",
+            key2.to_str().unwrap(),
+            "--alg",
+            "ES256",
+        ],
+        &bob,
+    ));
+    let rotated = json(surety(
+        &[
+            "agent",
+            "rotate-key",
+            &agent_id,
+            "--public-key",
+            key2.to_str().unwrap(),
+            "--json",
+        ],
+        &bob,
+    ));
+    let statuses: Vec<&str> = rotated["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["retired", "active"]);
+    let shown = ok(surety(&["agent", "show", &agent_id], &bob));
+    assert!(
+        shown.contains("team=finance") && shown.contains("retired"),
+        "{shown}"
+    );
+
+    // The audit trail names who did what.
+    let audit = json(surety(
+        &["audit", "list", "--target", &agent_id, "--json"],
+        &admin,
+    ));
+    let kinds: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["agent.reinstated", "agent.suspended", "agent.registered"]
+    );
+    let human_audit = ok(surety(&["audit", "list", "--limit", "5"], &admin));
+    assert!(human_audit.contains("agent.key_added"), "{human_audit}");
+
+    // Off-boarding Bob suspends his agent and locks him out.
+    let off = json(surety(
+        &["human", "deactivate", &bob_id, "--reason", "left", "--json"],
+        &admin,
+    ));
+    assert_eq!(off["status"], "deactivated");
+    assert_eq!(
+        json(surety(&["agent", "show", &agent_id, "--json"], &admin))["status"],
+        "suspended"
+    );
+    let locked = fails(surety(&["whoami"], &bob));
+    assert!(locked.contains("invalid_grant"), "{locked}");
+
+    // Graceful shutdown on SIGTERM, with JSON logs carrying request ids.
+    let (status, log) = server.terminate();
+    assert!(status.success(), "exit {status}: {log}");
+    let lines: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["span"]["request_id"].is_string()),
+        "{log}"
+    );
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"] == "stopped"),
+        "{log}"
+    );
+}
+
+#[test]
+fn serve_initialises_an_empty_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fresh");
+    let server = Serve::start(&["--data-dir", data.to_str().unwrap()], &[]);
+    let profile = data.join("admin-profile.toml");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !profile.exists() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let me = json(surety(
+        &["whoami", "--json"],
+        &[("SURETY_PROFILE", profile.to_str().unwrap())],
+    ));
+    assert_eq!(me["role"], "admin");
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("admin-profile.toml"),
+        "prints how to use the profile: {log}"
+    );
+}
+
+#[test]
+fn config_check_names_the_offending_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("surety.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:9\"\nacess_token_ttl = \"5m\"\n",
+    )
+    .unwrap();
+    let err = fails(surety(&["config", "check", file.to_str().unwrap()], &[]));
+    assert!(err.contains("`acess_token_ttl`"), "{err}");
+    std::fs::write(&file, "access_token_ttl = \"5m\"\n").unwrap();
+    ok(surety(&["config", "check", file.to_str().unwrap()], &[]));
+    let err = fails(surety(
+        &["config", "check", file.to_str().unwrap()],
+        &[("SURETY_MAX_BODY_BYTES", "huge")],
+    ));
+    assert!(err.contains("SURETY_MAX_BODY_BYTES"), "{err}");
+}
+
+#[test]
+fn the_configuration_reference_is_up_to_date() {
+    let generated = ok(surety(&["config", "docs"], &[]));
+    let committed = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md"),
+    )
+    .unwrap();
+    assert_eq!(
+        committed, generated,
+        "run `surety config docs > docs/configuration.md`"
+    );
+}
+
+#[test]
+fn commands_need_a_profile_and_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(BIN);
+    let out = cmd
+        .env_clear()
+        .current_dir(dir.path())
+        .args(["agent", "list"])
+        .output()
+        .unwrap();
+    let err = fails(out);
+    assert!(
+        err.contains("--profile") && err.contains("SURETY_PROFILE"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_server_runs_on_postgresql_too() {
+    // Both backends serve the same API; this walks the core of it on PostgreSQL.
+    if !surety_testkit::postgres_configured() {
+        eprintln!(
+            "PostgreSQL run skipped: set {}",
+            surety_testkit::TEST_DATABASE_URL_ENV
+        );
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let schema = runtime
+        .block_on(surety_store::testing::PgTestSchema::create())
+        .unwrap()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("pg");
+    let server = Serve::start(
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--database-url",
+            &schema.url,
+        ],
+        &[],
+    );
+    let profile = data.join("admin-profile.toml");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !profile.exists() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let admin = [("SURETY_PROFILE", profile.to_str().unwrap())];
+    let key = dir.path().join("a.jwk");
+    ok(surety(
+        &["agent", "keygen", "--out", key.to_str().unwrap()],
+        &admin,
+    ));
+    let id = ok(surety(
+        &[
+            "agent",
+            "register",
+            "pg-bot",
+            "--public-key",
+            key.to_str().unwrap(),
+        ],
+        &admin,
+    ))
+    .trim()
+    .to_owned();
+    assert_eq!(
+        json(surety(
+            &["agent", "revoke", &id, "--reason", "test", "--json"],
+            &admin
+        ))["status"],
+        "revoked"
+    );
+    let events = json(surety(&["audit", "list", "--agent", &id, "--json"], &admin));
+    assert_eq!(events["items"].as_array().unwrap().len(), 2);
+    assert!(
+        !data.join("surety.db").exists(),
+        "nothing was written to SQLite"
+    );
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    runtime.block_on(schema.drop_schema()).unwrap();
+}

@@ -1,0 +1,7 @@
+//! One module per spec Surety claims, one normative requirement per test; test names carry
+//! the section. The pure checks are also unit-tested in `surety-jose`; these drive a real
+//! server over HTTP.
+
+mod rfc6749;
+mod rfc7523;
+mod rfc9449;

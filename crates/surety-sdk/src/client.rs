@@ -1,0 +1,365 @@
+//! The admin API client.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use surety_api::ErrorBody;
+use surety_api::admin::{
+    AddKey, AgentQuery, AgentView, AuditEventView, AuditQuery, CreateHuman, CreatedHuman,
+    EnrollRequest, EnrollResponse, EnrollmentCode, HumanQuery, HumanView, KeyView, ListResponse,
+    Reason, RegisterAgent,
+};
+use surety_api::oauth::{GRANT_TYPE_JWT_BEARER, SCOPE_ADMIN, TokenResponse};
+use surety_core::id::{AgentId, HumanId};
+use surety_jose::{PrivateJwk, rfc7523, rfc9449};
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
+
+use crate::{ClientError, Profile, keyfile};
+
+/// Lifetime of the assertions this client signs.
+const ASSERTION_LIFETIME: time::Duration = time::Duration::seconds(60);
+/// A cached token is renewed this long before it expires.
+const RENEW_BEFORE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Default)]
+struct Session {
+    token: Option<(String, Instant)>,
+    nonce: Option<String>,
+}
+
+/// A client of the admin API, acting as one human with one enrolled device key.
+#[derive(Debug)]
+pub struct AdminClient {
+    http: reqwest::Client,
+    base: String,
+    human: HumanId,
+    key: PrivateJwk,
+    session: Mutex<Session>,
+}
+
+fn http_client() -> Result<reqwest::Client, ClientError> {
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("surety/", env!("CARGO_PKG_VERSION")))
+        .build()?)
+}
+
+async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, ClientError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response.json().await?);
+    }
+    let text = response.text().await.unwrap_or_default();
+    let body = serde_json::from_str::<ErrorBody>(&text).unwrap_or_else(|_| ErrorBody {
+        error: format!("http_{}", status.as_u16()),
+        error_description: Some(text.chars().take(500).collect()),
+        current_state: None,
+    });
+    Err(ClientError::Api {
+        status: status.as_u16(),
+        body,
+    })
+}
+
+fn nonce_of(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get("dpop-nonce")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Enrolls a freshly generated device key with a one-time code (`POST /v1/enroll`). The
+/// request's DPoP proof, signed by `key`, is what proves possession.
+pub async fn enroll(
+    server: &str,
+    code: &str,
+    key: &PrivateJwk,
+) -> Result<EnrollResponse, ClientError> {
+    let base = server.trim_end_matches('/');
+    let url = format!("{base}/v1/enroll");
+    let proof = rfc9449::create(key, "POST", &url, None, None, OffsetDateTime::now_utc())?;
+    let response = http_client()?
+        .post(&url)
+        .header("DPoP", proof)
+        .json(&EnrollRequest {
+            code: code.trim().to_owned(),
+        })
+        .send()
+        .await?;
+    decode(response).await
+}
+
+impl AdminClient {
+    /// A client for `server` acting as `human` with device key `key`.
+    pub fn new(server: &str, human: HumanId, key: PrivateJwk) -> Result<Self, ClientError> {
+        Ok(Self {
+            http: http_client()?,
+            base: server.trim_end_matches('/').to_owned(),
+            human,
+            key,
+            session: Mutex::new(Session::default()),
+        })
+    }
+
+    /// A client from a profile (reads its key file).
+    pub fn from_profile(profile: &Profile) -> Result<Self, ClientError> {
+        let key = keyfile::read(&profile.key_file)?;
+        Self::new(&profile.server, profile.human_id, key)
+    }
+
+    /// The server's base URL.
+    #[must_use]
+    pub fn server(&self) -> &str {
+        &self.base
+    }
+
+    /// The human this client acts as.
+    #[must_use]
+    pub fn human_id(&self) -> HumanId {
+        self.human
+    }
+
+    /// Trades a fresh assertion for an access token (RFC 7523 §2.1), answering one
+    /// `use_dpop_nonce` challenge (RFC 9449 §8).
+    pub async fn fetch_token(&self) -> Result<TokenResponse, ClientError> {
+        let url = format!("{}/oauth2/token", self.base);
+        let human = self.human.to_string();
+        for attempt in 0..2 {
+            let nonce = self.session.lock().await.nonce.clone();
+            let now = OffsetDateTime::now_utc();
+            let assertion =
+                rfc7523::create(&self.key, &human, &human, &url, ASSERTION_LIFETIME, now)?;
+            let proof = rfc9449::create(&self.key, "POST", &url, None, nonce.as_deref(), now)?;
+            let response = self
+                .http
+                .post(&url)
+                .header("DPoP", proof)
+                .form(&[
+                    ("grant_type", GRANT_TYPE_JWT_BEARER),
+                    ("assertion", &assertion),
+                    ("scope", SCOPE_ADMIN),
+                ])
+                .send()
+                .await?;
+            if let Some(n) = nonce_of(&response) {
+                self.session.lock().await.nonce = Some(n);
+            }
+            match decode::<TokenResponse>(response).await {
+                Err(e) if attempt == 0 && e.code() == Some("use_dpop_nonce") => continue,
+                other => return other,
+            }
+        }
+        Err(ClientError::Other(
+            "the server kept asking for a new DPoP nonce".into(),
+        ))
+    }
+
+    async fn token(&self, renew: bool) -> Result<String, ClientError> {
+        {
+            let session = self.session.lock().await;
+            if let Some((token, expires)) = &session.token
+                && !renew
+                && Instant::now() + RENEW_BEFORE < *expires
+            {
+                return Ok(token.clone());
+            }
+        }
+        let fresh = self.fetch_token().await?;
+        let expires = Instant::now() + Duration::from_secs(fresh.expires_in);
+        self.session.lock().await.token = Some((fresh.access_token.clone(), expires));
+        Ok(fresh.access_token)
+    }
+
+    /// Calls the admin API: `Authorization: DPoP <token>` and a fresh proof bound to it. An
+    /// expired or unknown token is renewed once.
+    pub async fn call<B: Serialize + ?Sized, Q: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: Option<&Q>,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        for attempt in 0..2 {
+            let token = self.token(attempt > 0).await?;
+            let proof = rfc9449::create(
+                &self.key,
+                method.as_str(),
+                &url,
+                Some(&token),
+                None,
+                OffsetDateTime::now_utc(),
+            )?;
+            let mut request = self
+                .http
+                .request(method.clone(), &url)
+                .header("Authorization", format!("DPoP {token}"))
+                .header("DPoP", proof);
+            if let Some(q) = query {
+                request = request.query(q);
+            }
+            if let Some(b) = body {
+                request = request.json(b);
+            }
+            let response = request.send().await?;
+            if response.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
+                let renewable = response
+                    .headers()
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.contains("invalid_token"));
+                if renewable {
+                    continue;
+                }
+            }
+            return decode(response).await;
+        }
+        Err(ClientError::Other(
+            "the server refused a freshly issued token".into(),
+        ))
+    }
+
+    async fn get<T: DeserializeOwned, Q: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        query: Option<&Q>,
+    ) -> Result<T, ClientError> {
+        self.call::<(), Q, T>(Method::GET, path, query, None).await
+    }
+
+    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.call::<B, (), T>(Method::POST, path, None, Some(body))
+            .await
+    }
+
+    /// `GET /v1/me`.
+    pub async fn me(&self) -> Result<HumanView, ClientError> {
+        self.get::<_, ()>("/v1/me", None).await
+    }
+
+    /// `POST /v1/humans`.
+    pub async fn create_human(&self, body: &CreateHuman) -> Result<CreatedHuman, ClientError> {
+        self.post("/v1/humans", body).await
+    }
+
+    /// `GET /v1/humans`.
+    pub async fn list_humans(
+        &self,
+        query: &HumanQuery,
+    ) -> Result<ListResponse<HumanView>, ClientError> {
+        self.get("/v1/humans", Some(query)).await
+    }
+
+    /// `GET /v1/humans/{id}`.
+    pub async fn get_human(&self, id: HumanId) -> Result<HumanView, ClientError> {
+        self.get::<_, ()>(&format!("/v1/humans/{id}"), None).await
+    }
+
+    /// `POST /v1/humans/{id}/deactivate` or `…/reactivate`.
+    pub async fn human_action(
+        &self,
+        id: HumanId,
+        action: &str,
+        reason: Option<String>,
+    ) -> Result<HumanView, ClientError> {
+        self.post(&format!("/v1/humans/{id}/{action}"), &Reason { reason })
+            .await
+    }
+
+    /// `POST /v1/humans/{id}/enrollment-codes`.
+    pub async fn enrollment_code(&self, id: HumanId) -> Result<EnrollmentCode, ClientError> {
+        self.post(
+            &format!("/v1/humans/{id}/enrollment-codes"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    /// `POST /v1/humans/{id}/keys/{kid}/revoke`.
+    pub async fn revoke_device_key(
+        &self,
+        id: HumanId,
+        kid: &str,
+    ) -> Result<HumanView, ClientError> {
+        self.post(
+            &format!("/v1/humans/{id}/keys/{kid}/revoke"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    /// `POST /v1/agents`.
+    pub async fn register_agent(&self, body: &RegisterAgent) -> Result<AgentView, ClientError> {
+        self.post("/v1/agents", body).await
+    }
+
+    /// `GET /v1/agents`.
+    pub async fn list_agents(
+        &self,
+        query: &AgentQuery,
+    ) -> Result<ListResponse<AgentView>, ClientError> {
+        self.get("/v1/agents", Some(query)).await
+    }
+
+    /// `GET /v1/agents/{id}`.
+    pub async fn get_agent(&self, id: AgentId) -> Result<AgentView, ClientError> {
+        self.get::<_, ()>(&format!("/v1/agents/{id}"), None).await
+    }
+
+    /// `POST /v1/agents/{id}/{suspend|reinstate|revoke|retire}`.
+    pub async fn agent_action(
+        &self,
+        id: AgentId,
+        action: &str,
+        reason: Option<String>,
+    ) -> Result<AgentView, ClientError> {
+        self.post(&format!("/v1/agents/{id}/{action}"), &Reason { reason })
+            .await
+    }
+
+    /// `GET /v1/agents/{id}/keys`.
+    pub async fn list_agent_keys(&self, id: AgentId) -> Result<Vec<KeyView>, ClientError> {
+        self.get::<_, ()>(&format!("/v1/agents/{id}/keys"), None)
+            .await
+    }
+
+    /// `POST /v1/agents/{id}/keys`.
+    pub async fn add_agent_key(
+        &self,
+        id: AgentId,
+        body: &AddKey,
+    ) -> Result<AgentView, ClientError> {
+        self.post(&format!("/v1/agents/{id}/keys"), body).await
+    }
+
+    /// `POST /v1/agents/{id}/keys/{kid}/revoke`.
+    pub async fn revoke_agent_key(
+        &self,
+        id: AgentId,
+        kid: &str,
+        reason: Option<String>,
+    ) -> Result<AgentView, ClientError> {
+        self.post(
+            &format!("/v1/agents/{id}/keys/{kid}/revoke"),
+            &Reason { reason },
+        )
+        .await
+    }
+
+    /// `GET /v1/audit`.
+    pub async fn list_audit(
+        &self,
+        query: &AuditQuery,
+    ) -> Result<ListResponse<AuditEventView>, ClientError> {
+        self.get("/v1/audit", Some(query)).await
+    }
+}

@@ -1,0 +1,320 @@
+//! `/v1/humans`, `/v1/me`: registering humans, off-boarding, device keys.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::json;
+use surety_api::admin::{
+    CreateHuman, CreatedHuman, EnrollmentCode, HumanQuery, HumanView, ListResponse, Reason,
+};
+use surety_core::access::Caller;
+use surety_core::agent::{Agent, OWNER_DEACTIVATED};
+use surety_core::audit::{Actor, EventKind, NewEvent};
+use surety_core::human::{Human, HumanAction, NewHuman, Role};
+use surety_core::id::{HumanId, PrincipalId};
+use surety_core::key::{KeyAction, KeyStatus};
+use surety_core::validate;
+use surety_jose::{random_b64, sha256_b64};
+use surety_store::{Enrollment, HumanFilter, HumanStatusChange, StoreError};
+
+use super::{actor, page, parse, parse_opt};
+use crate::app::AppState;
+use crate::auth::{AdminCaller, to_time};
+use crate::error::ApiError;
+use crate::extract::{Json, Path, Query};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// A fresh one-time code; only its hash is stored.
+pub(crate) fn new_enrollment(
+    state: &AppState,
+    human: HumanId,
+) -> Result<(EnrollmentCode, Enrollment)> {
+    let now = state.clock.now();
+    let code = random_b64(16).map_err(ApiError::internal)?;
+    let expires_at = now + to_time(state.config.enrollment_code_ttl);
+    let stored = Enrollment {
+        code_hash: sha256_b64(code.as_bytes()),
+        human,
+        created_at: now,
+        expires_at,
+    };
+    Ok((EnrollmentCode { code, expires_at }, stored))
+}
+
+pub(crate) async fn load_human(state: &AppState, id: HumanId) -> Result<Human> {
+    state
+        .store
+        .get_human(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("human `{id}` not found")))
+}
+
+async fn view_with_keys(state: &AppState, human: &Human) -> Result<HumanView> {
+    let keys = state.store.list_keys(PrincipalId::Human(human.id)).await?;
+    Ok(HumanView::from(human).with_keys(&keys))
+}
+
+/// Registers a human and returns their first enrollment code (admins only).
+#[utoipa::path(post, path = "/v1/humans", tag = "humans", request_body = CreateHuman,
+    security(("dpop" = [])),
+    responses(
+        (status = 201, body = CreatedHuman),
+        (status = 400, body = surety_api::ErrorBody), (status = 403, body = surety_api::ErrorBody),
+        (status = 409, description = "e-mail already registered", body = surety_api::ErrorBody),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Json(body): Json<CreateHuman>,
+) -> Result<(StatusCode, axum::Json<CreatedHuman>)> {
+    caller.require_admin("add humans")?;
+    let new = NewHuman::parse(
+        &body.display_name,
+        &body.email,
+        body.role.unwrap_or(Role::Member),
+    )?;
+    let now = state.clock.now();
+    let human = new.into_human(HumanId::new(now), now);
+    let (code, enrollment) = new_enrollment(&state, human.id)?;
+    let events = [
+        NewEvent::new(EventKind::HumanCreated, actor(&caller), human.id, now)
+            .human(human.id)
+            .details(json!({"email": human.email, "role": human.role, "display_name": human.display_name})),
+        NewEvent::new(EventKind::HumanEnrollmentCodeIssued, actor(&caller), human.id, now)
+            .human(human.id)
+            .details(json!({"expires_at": code.expires_at.unix_timestamp()})),
+    ];
+    state
+        .store
+        .create_human(&human, Some(&enrollment), &events)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedHuman {
+            human: HumanView::from(&human),
+            enrollment: code,
+        }),
+    ))
+}
+
+/// Lists humans (admins only).
+#[utoipa::path(get, path = "/v1/humans", tag = "humans", params(HumanQuery),
+    security(("dpop" = [])),
+    responses((status = 200, body = ListResponse<HumanView>), (status = 403, body = surety_api::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Query(q): Query<HumanQuery>,
+) -> Result<axum::Json<ListResponse<HumanView>>> {
+    caller.require_admin("list humans")?;
+    let filter = HumanFilter {
+        status: parse_opt("status", q.status.as_deref())?,
+        role: parse_opt("role", q.role.as_deref())?,
+    };
+    if let Some(c) = &q.cursor {
+        parse::<HumanId>("cursor", c)?;
+    }
+    let page = state
+        .store
+        .list_humans(&filter, &page(q.limit, q.cursor)?)
+        .await?;
+    Ok(axum::Json(ListResponse::from(&page)))
+}
+
+/// One human with their device keys (admins, or the human themselves).
+#[utoipa::path(get, path = "/v1/humans/{id}", tag = "humans",
+    params(("id" = String, Path, description = "`hum_…`")), security(("dpop" = [])),
+    responses((status = 200, body = HumanView), (status = 403, body = surety_api::ErrorBody), (status = 404, body = surety_api::ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<HumanView>> {
+    let id: HumanId = parse("id", &id)?;
+    caller.may_view_human(id)?;
+    let human = load_human(&state, id).await?;
+    Ok(axum::Json(view_with_keys(&state, &human).await?))
+}
+
+/// The caller.
+#[utoipa::path(get, path = "/v1/me", tag = "humans", security(("dpop" = [])),
+    responses((status = 200, body = HumanView), (status = 401, body = surety_api::ErrorBody)))]
+pub async fn me(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+) -> Result<axum::Json<HumanView>> {
+    let human = load_human(&state, caller.id).await?;
+    Ok(axum::Json(view_with_keys(&state, &human).await?))
+}
+
+async fn transition(
+    state: &AppState,
+    caller: &Caller,
+    id: HumanId,
+    action: HumanAction,
+    reason: Option<String>,
+) -> Result<HumanView> {
+    caller.require_admin(&format!("{action} humans"))?;
+    let reason = reason
+        .map(|r| validate::free_text("reason", &r, validate::MAX_REASON))
+        .transpose()
+        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    // Decided on the state read; applied only if it is still that state (else decided again).
+    for _ in 0..3 {
+        let human = load_human(state, id).await?;
+        let to = human.status.apply(id, action)?;
+        let now = state.clock.now();
+        let kind = match action {
+            HumanAction::Deactivate => EventKind::HumanDeactivated,
+            HumanAction::Reactivate => EventKind::HumanReactivated,
+        };
+        let event = NewEvent::new(kind, actor(caller), id, now)
+            .human(id)
+            .details(json!({"from": human.status, "to": to, "reason": reason}));
+        let cause = event.id.to_string();
+        let cascade = move |agent: &Agent| {
+            NewEvent::new(EventKind::AgentSuspended, Actor::System, agent.id, now)
+                .agent(agent.id)
+                .human(agent.owner)
+                .details(json!({"from": "active", "to": "suspended", "reason": OWNER_DEACTIVATED, "cause": cause}))
+        };
+        let change = HumanStatusChange {
+            id,
+            from: human.status,
+            to,
+            at: now,
+        };
+        match state
+            .store
+            .change_human_status(&change, &[event], &cascade)
+            .await
+        {
+            Ok(suspended) => {
+                if !suspended.is_empty() {
+                    tracing::info!(human = %id, agents = suspended.len(), "owner deactivated: agents suspended");
+                }
+                return Ok(HumanView::from(&load_human(state, id).await?));
+            }
+            Err(StoreError::Stale) => continue,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(ApiError::conflict(
+        "the human keeps changing concurrently; try again",
+    ))
+}
+
+/// Deactivates (off-boards) a human: every active agent they own is suspended in the same
+/// transaction, each with its own audit event. The last active admin cannot be deactivated.
+#[utoipa::path(post, path = "/v1/humans/{id}/deactivate", tag = "humans", request_body(content = Reason, description = "optional"),
+    params(("id" = String, Path)), security(("dpop" = [])),
+    responses((status = 200, body = HumanView), (status = 409, description = "not allowed from the current state", body = surety_api::ErrorBody)))]
+pub async fn deactivate(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+    body: Option<Json<Reason>>,
+) -> Result<axum::Json<HumanView>> {
+    let id = parse("id", &id)?;
+    let reason = body.and_then(|b| b.0.reason);
+    Ok(axum::Json(
+        transition(&state, &caller, id, HumanAction::Deactivate, reason).await?,
+    ))
+}
+
+/// Reactivates a human. Their agents stay suspended until the owner reinstates each.
+#[utoipa::path(post, path = "/v1/humans/{id}/reactivate", tag = "humans",
+    params(("id" = String, Path)), security(("dpop" = [])),
+    responses((status = 200, body = HumanView), (status = 409, body = surety_api::ErrorBody)))]
+pub async fn reactivate(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+    body: Option<Json<Reason>>,
+) -> Result<axum::Json<HumanView>> {
+    let id = parse("id", &id)?;
+    let reason = body.and_then(|b| b.0.reason);
+    Ok(axum::Json(
+        transition(&state, &caller, id, HumanAction::Reactivate, reason).await?,
+    ))
+}
+
+/// Issues a new one-time enrollment code (a new device, a lost one); older unused codes
+/// stop working (admins only).
+#[utoipa::path(post, path = "/v1/humans/{id}/enrollment-codes", tag = "humans",
+    params(("id" = String, Path)), security(("dpop" = [])),
+    responses((status = 201, body = EnrollmentCode), (status = 409, body = surety_api::ErrorBody)))]
+pub async fn enrollment_code(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, axum::Json<EnrollmentCode>)> {
+    caller.require_admin("issue enrollment codes")?;
+    let id: HumanId = parse("id", &id)?;
+    let human = load_human(&state, id).await?;
+    if human.status != surety_core::human::HumanStatus::Active {
+        return Err(ApiError::conflict(format!(
+            "human `{id}` is {}",
+            human.status
+        )));
+    }
+    let (code, enrollment) = new_enrollment(&state, id)?;
+    let event = NewEvent::new(
+        EventKind::HumanEnrollmentCodeIssued,
+        actor(&caller),
+        id,
+        state.clock.now(),
+    )
+    .human(id)
+    .details(json!({"expires_at": code.expires_at.unix_timestamp()}));
+    state.store.issue_enrollment(&enrollment, &[event]).await?;
+    Ok((StatusCode::CREATED, axum::Json(code)))
+}
+
+/// Revokes a device key (admins, or the human themselves). A revoked key never returns.
+#[utoipa::path(post, path = "/v1/humans/{id}/keys/{kid}/revoke", tag = "humans",
+    params(("id" = String, Path), ("kid" = String, Path)), security(("dpop" = [])),
+    responses((status = 200, body = HumanView), (status = 404, body = surety_api::ErrorBody), (status = 409, body = surety_api::ErrorBody)))]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path((id, kid)): Path<(String, String)>,
+) -> Result<axum::Json<HumanView>> {
+    let id: HumanId = parse("id", &id)?;
+    caller.may_revoke_device_key(id)?;
+    let key = state
+        .store
+        .get_key(&kid)
+        .await?
+        .filter(|k| k.holder == PrincipalId::Human(id))
+        .ok_or_else(|| ApiError::not_found(format!("human `{id}` has no key `{kid}`")))?;
+    let to = key.status.apply(&kid, KeyAction::Revoke)?;
+    let now = state.clock.now();
+    let event = NewEvent::new(EventKind::HumanKeyRevoked, actor(&caller), &kid, now)
+        .human(id)
+        .details(json!({"from": key.status, "to": to}));
+    match state
+        .store
+        .change_key_status(&kid, key.status, KeyStatus::Revoked, now, &[event])
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::Stale) => {
+            let current = state
+                .store
+                .get_key(&kid)
+                .await?
+                .map(|k| k.status.to_string())
+                .unwrap_or_default();
+            return Err(ApiError::transition(&surety_core::TransitionError {
+                entity: "key",
+                id: kid,
+                action: "revoke",
+                current,
+            }));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let human = load_human(&state, id).await?;
+    Ok(axum::Json(view_with_keys(&state, &human).await?))
+}

@@ -1,0 +1,181 @@
+//! The application: shared state, routes, middleware and the OpenAPI document generated
+//! from the handlers' types.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use surety_core::clock::Clock;
+use surety_store::Store;
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::admin::{agents, audit, enroll, humans};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::nonce::NonceIssuer;
+use crate::{oauth, ops, telemetry};
+
+/// Path of the token endpoint.
+pub const TOKEN_PATH: &str = "/oauth2/token";
+/// Path of the enrollment endpoint.
+pub const ENROLL_PATH: &str = "/v1/enroll";
+/// Path of the OpenAPI document.
+pub const OPENAPI_PATH: &str = "/v1/openapi.json";
+
+/// Everything a handler needs.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// The resolved configuration.
+    pub config: Arc<Config>,
+    /// Public base URL, without a trailing slash.
+    pub issuer: Arc<str>,
+    /// DPoP nonces.
+    pub nonces: Arc<NonceIssuer>,
+    /// Metrics.
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    /// Builds the state: loads the shared nonce key from the store.
+    pub async fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, surety_store::StoreError> {
+        let nonces =
+            NonceIssuer::load(store.as_ref(), config.dpop_nonce_lifetime, clock.now()).await?;
+        Ok(Self {
+            issuer: config.issuer_url().into(),
+            store,
+            clock,
+            config: Arc::new(config),
+            nonces: Arc::new(nonces),
+            metrics: telemetry::prometheus(),
+        })
+    }
+
+    /// The public URL of `path`: what a DPoP proof's `htu` must name.
+    #[must_use]
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Surety",
+        description = "Identity, delegated authority and runtime assurance for AI agents.",
+        license(name = "Apache-2.0")
+    ),
+    tags(
+        (name = "oauth", description = "OAuth 2.0 endpoints (RFC 6749, RFC 7523, RFC 9449)"),
+        (name = "humans", description = "Human principals and their device keys"),
+        (name = "agents", description = "Agent identities, lifecycle and keys"),
+        (name = "audit", description = "The audit log"),
+        (name = "operations", description = "Health, readiness and metrics"),
+    )
+)]
+struct ApiDoc;
+
+/// Declares the `dpop` security scheme. OpenAPI's `http` type takes any IANA-registered
+/// scheme and RFC 9449 §7.1 registers `DPoP`; utoipa has no variant for it, so the scheme is
+/// written into the JSON document directly.
+fn with_dpop_scheme(mut doc: serde_json::Value) -> serde_json::Value {
+    doc["components"]["securitySchemes"]["dpop"] = serde_json::json!({
+        "type": "http",
+        "scheme": "DPoP",
+        "description": "A DPoP-bound access token from `POST /oauth2/token`, sent as \
+            `Authorization: DPoP <token>` with a `DPoP` proof header (RFC 9449)."
+    });
+    doc
+}
+
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(oauth::token))
+        .routes(routes!(enroll::enroll))
+        .routes(routes!(humans::create, humans::list))
+        .routes(routes!(humans::get))
+        .routes(routes!(humans::me))
+        .routes(routes!(humans::deactivate))
+        .routes(routes!(humans::reactivate))
+        .routes(routes!(humans::enrollment_code))
+        .routes(routes!(humans::revoke_key))
+        .routes(routes!(agents::register, agents::list))
+        .routes(routes!(agents::get))
+        .routes(routes!(agents::suspend))
+        .routes(routes!(agents::reinstate))
+        .routes(routes!(agents::revoke))
+        .routes(routes!(agents::retire))
+        .routes(routes!(agents::list_keys, agents::add_key))
+        .routes(routes!(agents::revoke_key))
+        .routes(routes!(audit::list))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+}
+
+/// The OpenAPI document, as served at [`OPENAPI_PATH`].
+#[must_use]
+pub fn openapi() -> serde_json::Value {
+    with_dpop_scheme(serde_json::to_value(api().into_openapi()).unwrap_or_default())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    let mut response =
+        ApiError::invalid_request("method not allowed on this endpoint").into_response();
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
+/// The complete application.
+pub fn router(state: AppState) -> Router {
+    let (routes, openapi) = api().split_for_parts();
+    let openapi = Arc::new(with_dpop_scheme(
+        serde_json::to_value(openapi).unwrap_or_default(),
+    ));
+    let request_id = HeaderName::from_static("x-request-id");
+    let timeout = state.config.request_timeout;
+    let body_limit = state.config.max_body_bytes;
+    routes
+        .route(OPENAPI_PATH, get(move || async move { axum::Json(openapi.as_ref().clone()) }))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(telemetry::record))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout.max(Duration::from_millis(1))))
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req
+                .extensions()
+                .get::<RequestId>()
+                .and_then(|id| id.header_value().to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}

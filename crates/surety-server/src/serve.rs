@@ -1,0 +1,142 @@
+//! Binding, serving, and shutting down gracefully.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use surety_core::clock::Clock;
+use surety_store::Store;
+use tokio::net::TcpListener;
+
+use crate::app::{AppState, router};
+use crate::config::Config;
+
+/// How often expired single-use values and tokens are deleted.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+/// A server bound to its address, not yet serving.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    /// Binds `config.listen` (port 0 picks a free port; see [`Server::local_addr`]).
+    pub async fn bind(
+        config: Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> start::Result<Self> {
+        let listener = TcpListener::bind(config.listen).await?;
+        Self::from_listener(listener, config, store, clock).await
+    }
+
+    /// Serves on an already bound listener.
+    pub async fn from_listener(
+        listener: TcpListener,
+        config: Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> start::Result<Self> {
+        let state = AppState::new(config, store, clock).await?;
+        Ok(Self { listener, state })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The application state (tests reach the store and clock through it).
+    #[must_use]
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish for up to
+    /// `shutdown_grace`.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let grace = self.state.config.shutdown_grace;
+        let purger = tokio::spawn(purge_loop(self.state.clone()));
+        let app = router(self.state);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let serve = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stop_tx.send(true);
+        });
+        let mut stop_rx = stop_rx;
+        let deadline = async move {
+            let _ = stop_rx.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(grace).await;
+        };
+        let result = tokio::select! {
+            r = serve => r,
+            () = deadline => {
+                tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
+                Ok(())
+            }
+        };
+        purger.abort();
+        result
+    }
+}
+
+async fn purge_loop(state: AppState) {
+    let mut tick = tokio::time::interval(PURGE_EVERY);
+    loop {
+        tick.tick().await;
+        match state.store.purge_expired(state.clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "purged expired single-use values and tokens"),
+            Err(e) => tracing::warn!(error = %e, "purge of expired rows failed"),
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Errors of starting a server.
+pub mod start {
+    /// Why a server could not start.
+    #[derive(Debug, thiserror::Error)]
+    pub enum StartError {
+        /// Binding failed.
+        #[error("cannot listen: {0}")]
+        Io(#[from] std::io::Error),
+        /// The database failed.
+        #[error("{0}")]
+        Store(#[from] surety_store::StoreError),
+    }
+
+    /// Result of starting.
+    pub type Result<T> = std::result::Result<T, StartError>;
+}
