@@ -525,3 +525,41 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn member() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<i64>().prop_map(Value::from),
+            "[A-Za-z0-9_-]{0,60}".prop_map(Value::from),
+            Just(Value::from("OKP")),
+            Just(Value::from("EC")),
+            Just(Value::from("Ed25519")),
+            Just(Value::from("P-256")),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_arbitrary_jwks_never_panics(
+            kty in member(), crv in member(), x in member(), y in member(), extra in member()
+        ) {
+            let jwk = json!({"kty": kty, "crv": crv, "x": x, "y": y, "use": extra});
+            let _ = PublicJwk::from_json(&jwk);
+            let _ = PrivateJwk::from_json(&jwk);
+        }
+
+        #[test]
+        fn thumbprints_ignore_member_order_and_extras(kid in "[a-z]{0,10}") {
+            let key = PrivateJwk::generate(KeyAlg::ES256).unwrap();
+            let mut jwk = key.public().to_json();
+            jwk["kid"] = Value::from(kid);
+            jwk["use"] = Value::from("sig");
+            prop_assert_eq!(PublicJwk::from_json(&jwk).unwrap().thumbprint(), key.thumbprint());
+        }
+    }
+}

@@ -254,3 +254,42 @@ hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_M
         ));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::jwk::KeyAlg;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    proptest! {
+        #[test]
+        fn decoding_arbitrary_text_never_panics(s in "\\PC{0,400}") {
+            let _ = decode(&s, 8192);
+        }
+
+        #[test]
+        fn decoding_arbitrary_base64url_parts_never_panics(
+            h in "[A-Za-z0-9_-]{0,80}", p in "[A-Za-z0-9_-]{0,80}", s in "[A-Za-z0-9_-]{0,120}"
+        ) {
+            if let Ok(jws) = decode(&format!("{h}.{p}.{s}"), 8192) {
+                let key = PrivateJwk::generate(KeyAlg::EdDSA).unwrap();
+                prop_assert!(jws.verify(key.public()).is_err());
+            }
+        }
+
+        #[test]
+        fn any_flipped_payload_byte_breaks_the_signature(claims in "[a-z]{1,40}", at in 0usize..40) {
+            let key = PrivateJwk::generate(KeyAlg::EdDSA).unwrap();
+            let token = sign(Map::new(), &json!({"v": claims}), &key).unwrap();
+            let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+            let mut payload = b64::decode(&parts[1]).unwrap();
+            let i = at % payload.len();
+            payload[i] ^= 0x01;
+            parts[1] = b64::encode(&payload);
+            let tampered = parts.join(".");
+            let jws = decode(&tampered, 8192).unwrap();
+            prop_assert_eq!(jws.verify(key.public()), Err(JoseError::BadSignature));
+        }
+    }
+}

@@ -104,3 +104,23 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn normalisation_is_idempotent(path in "(/[a-zA-Z0-9%._~-]{0,12}){0,4}", host in "[a-z]{1,10}\\.example") {
+            if let Ok(once) = normalize_htu(&format!("https://{host}{path}")) {
+                prop_assert_eq!(normalize_htu(&once).unwrap(), once);
+            }
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics(s in "\\PC{0,200}") {
+            let _ = normalize_htu(&s);
+        }
+    }
+}

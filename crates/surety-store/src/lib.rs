@@ -35,6 +35,17 @@ pub use error::{StoreError, redact_url};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
+/// Rules that span rows, and so must be applied by one transaction at a time. A transaction
+/// takes `Admins` (the last-admin rule) before touching any row, and `Audit` (event order)
+/// last, just before commit — a fixed order, so these never wait on each other in a cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Serial {
+    /// Changes of a human's status.
+    Admins,
+    /// Appends to the audit log: commit order equals `seq` order.
+    Audit,
+}
+
 /// Result of a storage operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

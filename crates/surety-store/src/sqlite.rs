@@ -12,7 +12,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::{Result, Store};
+use crate::{Result, Serial, Store};
 
 pub(crate) type Db = sqlx::Sqlite;
 pub(crate) type Backend = SqliteStore;
@@ -54,6 +54,12 @@ impl SqliteStore {
     pub(crate) fn reader(&self) -> &SqlitePool {
         &self.reader
     }
+}
+
+/// SQLite runs every write through its single writer connection, so write transactions are
+/// already applied one at a time: there is nothing more to take.
+async fn serialize(_tx: &mut sqlx::Transaction<'static, Db>, _rule: Serial) -> Result<()> {
+    Ok(())
 }
 
 #[path = "shared/agents.rs"]

@@ -60,6 +60,7 @@ fn mode(path: &Path) -> u32 {
 struct Serve {
     child: Child,
     base: String,
+    port: u16,
 }
 
 impl Serve {
@@ -87,7 +88,7 @@ impl Serve {
             assert!(Instant::now() < deadline, "server did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self { child, base }
+        Self { child, base, port }
     }
 
     /// Sends SIGTERM and returns the exit status and the log (stderr).
@@ -505,4 +506,89 @@ fn the_server_runs_on_postgresql_too() {
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
     runtime.block_on(schema.drop_schema()).unwrap();
+}
+
+#[test]
+fn acknowledged_changes_survive_kill_9() {
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("crash");
+    let data_s = data.to_str().unwrap().to_owned();
+    let mut server = Serve::start(&["--data-dir", &data_s], &[]);
+    let profile_path = data.join("admin-profile.toml");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !profile_path.exists() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let profile = surety_sdk::Profile::load(&profile_path).unwrap();
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let writer = {
+        let acked = acked.clone();
+        let client = surety_sdk::AdminClient::from_profile(&profile).unwrap();
+        runtime.spawn(async move {
+            for i in 0.. {
+                let body = surety_api::admin::RegisterAgent {
+                    name: format!("crash-{i}"),
+                    owner: None,
+                    public_key: surety_jose::PrivateJwk::generate(surety_jose::KeyAlg::EdDSA)
+                        .unwrap()
+                        .public()
+                        .to_json(),
+                    purpose: None,
+                    environment: None,
+                    labels: Default::default(),
+                };
+                match client.register_agent(&body).await {
+                    Ok(agent) => acked.lock().unwrap().push(agent.id),
+                    Err(_) => break,
+                }
+            }
+        })
+    };
+    // Let writes flow, then kill the server without warning, mid-stream.
+    while acked.lock().unwrap().len() < 20 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    runtime.block_on(writer).unwrap();
+    let acked = acked.lock().unwrap().clone();
+    let port = server.port;
+    drop(server);
+
+    let restarted = Serve::start_on(port, &["--data-dir", &data_s], &[]);
+    let client = surety_sdk::AdminClient::from_profile(&profile).unwrap();
+    let stored: Vec<_> = runtime
+        .block_on(client.list_agents(&surety_api::admin::AgentQuery {
+            limit: Some(1000),
+            ..Default::default()
+        }))
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    for id in &acked {
+        assert!(
+            stored.contains(id),
+            "acknowledged agent {id} lost after kill -9"
+        );
+    }
+    let events = runtime
+        .block_on(client.list_audit(&surety_api::admin::AuditQuery {
+            kind: Some("agent.registered".into()),
+            limit: Some(1000),
+            ..Default::default()
+        }))
+        .unwrap();
+    assert_eq!(
+        events.items.len(),
+        stored.len(),
+        "every stored agent has its registration event"
+    );
+    let (status, log) = restarted.terminate();
+    assert!(status.success(), "{log}");
 }

@@ -6,15 +6,15 @@ use serde_json::json;
 use surety_api::admin::{
     AddKey, AgentQuery, AgentView, KeyView, ListResponse, Reason, RegisterAgent,
 };
+use surety_core::TransitionError;
 use surety_core::access::Caller;
 use surety_core::agent::{Agent, AgentAction, NewAgent};
 use surety_core::audit::{EventKind, NewEvent};
 use surety_core::id::{AgentId, PrincipalId};
 use surety_core::key::{KeyAction, KeyStatus};
-use surety_core::{TransitionError, validate};
 use surety_store::{AgentFilter, AgentStatusChange, StoreError};
 
-use super::{actor, key_record, page, parse, parse_opt, public_key};
+use super::{actor, key_record, page, parse, parse_opt, public_key, reason};
 use crate::app::AppState;
 use crate::auth::AdminCaller;
 use crate::error::ApiError;
@@ -124,12 +124,7 @@ async fn transition(
     body: Option<Reason>,
 ) -> Result<AgentView> {
     let id: AgentId = parse("id", id)?;
-    let reason = body
-        .and_then(|b| b.reason)
-        .map(|r| validate::free_text("reason", &r, validate::MAX_REASON))
-        .transpose()
-        .map_err(|e| ApiError::invalid_request(e.to_string()))?
-        .filter(|r| !r.is_empty());
+    let reason = reason(body)?;
     if reason.is_none() && matches!(action, AgentAction::Suspend | AgentAction::Revoke) {
         return Err(ApiError::invalid_request(format!(
             "`reason` is required to {action} an agent"
@@ -323,8 +318,8 @@ pub async fn revoke_key(
         .await?
         .filter(|k| k.holder == PrincipalId::Agent(id))
         .ok_or_else(|| ApiError::not_found(format!("agent `{id}` has no key `{kid}`")))?;
+    let reason = reason(body.map(|b| b.0))?;
     let to = key.status.apply(&kid, KeyAction::Revoke)?;
-    let reason = body.and_then(|b| b.0.reason);
     let now = state.clock.now();
     let event = NewEvent::new(EventKind::AgentKeyRevoked, actor(&caller), &kid, now)
         .agent(id)

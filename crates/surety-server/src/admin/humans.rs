@@ -12,11 +12,10 @@ use surety_core::audit::{Actor, EventKind, NewEvent};
 use surety_core::human::{Human, HumanAction, NewHuman, Role};
 use surety_core::id::{HumanId, PrincipalId};
 use surety_core::key::{KeyAction, KeyStatus};
-use surety_core::validate;
 use surety_jose::{random_b64, sha256_b64};
 use surety_store::{Enrollment, HumanFilter, HumanStatusChange, StoreError};
 
-use super::{actor, page, parse, parse_opt};
+use super::{actor, page, parse, parse_opt, reason};
 use crate::app::AppState;
 use crate::auth::{AdminCaller, to_time};
 use crate::error::ApiError;
@@ -152,13 +151,10 @@ async fn transition(
     caller: &Caller,
     id: HumanId,
     action: HumanAction,
-    reason: Option<String>,
+    body: Option<Reason>,
 ) -> Result<HumanView> {
     caller.require_admin(&format!("{action} humans"))?;
-    let reason = reason
-        .map(|r| validate::free_text("reason", &r, validate::MAX_REASON))
-        .transpose()
-        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let reason = reason(body)?;
     // Decided on the state read; applied only if it is still that state (else decided again).
     for _ in 0..3 {
         let human = load_human(state, id).await?;
@@ -216,9 +212,15 @@ pub async fn deactivate(
     body: Option<Json<Reason>>,
 ) -> Result<axum::Json<HumanView>> {
     let id = parse("id", &id)?;
-    let reason = body.and_then(|b| b.0.reason);
     Ok(axum::Json(
-        transition(&state, &caller, id, HumanAction::Deactivate, reason).await?,
+        transition(
+            &state,
+            &caller,
+            id,
+            HumanAction::Deactivate,
+            body.map(|b| b.0),
+        )
+        .await?,
     ))
 }
 
@@ -233,9 +235,15 @@ pub async fn reactivate(
     body: Option<Json<Reason>>,
 ) -> Result<axum::Json<HumanView>> {
     let id = parse("id", &id)?;
-    let reason = body.and_then(|b| b.0.reason);
     Ok(axum::Json(
-        transition(&state, &caller, id, HumanAction::Reactivate, reason).await?,
+        transition(
+            &state,
+            &caller,
+            id,
+            HumanAction::Reactivate,
+            body.map(|b| b.0),
+        )
+        .await?,
     ))
 }
 

@@ -44,6 +44,17 @@ pub(crate) fn page(limit: Option<u32>, cursor: Option<String>) -> Result<PageReq
     PageRequest::new(limit, cursor).map_err(|e| ApiError::invalid_request(e.to_string()))
 }
 
+/// A validated, non-empty reason from an optional body.
+pub(crate) fn reason(body: Option<surety_api::admin::Reason>) -> Result<Option<String>, ApiError> {
+    body.and_then(|b| b.reason)
+        .map(|r| {
+            surety_core::validate::free_text("reason", &r, surety_core::validate::MAX_REASON)
+                .map_err(|e| ApiError::invalid_request(e.to_string()))
+        })
+        .transpose()
+        .map(|r| r.filter(|r| !r.is_empty()))
+}
+
 /// The audit actor for a caller.
 pub(crate) fn actor(caller: &Caller) -> Actor {
     Actor::Human(caller.id)

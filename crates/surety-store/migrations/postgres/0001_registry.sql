@@ -1,15 +1,6 @@
 -- Registry, admin sessions, single-use values and the audit log (PostgreSQL).
 -- JSON values are TEXT, stored exactly as written (the audit log will hash them).
 
--- One row per rule that must be applied by one transaction at a time; a transaction takes
--- the lock by updating the row. Order: 'admins' (the last-admin rule) before any other row,
--- 'audit' (event order) last, just before commit — so locks never wait in a cycle.
-CREATE TABLE serial_locks (
-    name    TEXT PRIMARY KEY,
-    counter BIGINT NOT NULL DEFAULT 0
-);
-INSERT INTO serial_locks (name) VALUES ('admins'), ('audit');
-
 CREATE TABLE server_secrets (
     name       TEXT PRIMARY KEY,
     value      BYTEA NOT NULL,

@@ -2,15 +2,6 @@
 -- Timestamps are TEXT in one fixed-width UTC form, so text order is time order.
 -- JSON values are TEXT, stored exactly as written.
 
--- One row per rule that must be applied by one transaction at a time; a transaction takes
--- the lock by updating the row. Order: 'admins' (the last-admin rule) before any other row,
--- 'audit' (event order) last, just before commit.
-CREATE TABLE serial_locks (
-    name    TEXT PRIMARY KEY,
-    counter INTEGER NOT NULL DEFAULT 0
-);
-INSERT INTO serial_locks (name) VALUES ('admins'), ('audit');
-
 CREATE TABLE server_secrets (
     name       TEXT PRIMARY KEY,
     value      BLOB NOT NULL,

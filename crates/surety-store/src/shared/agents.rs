@@ -66,15 +66,6 @@ impl AgentStore for Backend {
                 agent.owner, agent.name
             )
         };
-        let taken: Option<(i32,)> =
-            sqlx::query_as("SELECT 1 FROM agents WHERE owner_id = $1 AND name_key = $2")
-                .bind(agent.owner.to_string())
-                .bind(name_key(&agent.name))
-                .fetch_optional(&mut *tx)
-                .await?;
-        if taken.is_some() {
-            return Err(StoreError::Conflict(duplicate()));
-        }
         sqlx::query(
             "INSERT INTO agents (id, name, name_key, owner_id, purpose, environment, labels, \
              status, status_reason, created_at, updated_at, last_seen_at) \

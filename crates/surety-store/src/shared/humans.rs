@@ -10,14 +10,14 @@ use surety_core::key::KeyRecord;
 use surety_core::page::{Page, PageRequest};
 use time::OffsetDateTime;
 
-use super::tx::{Tx, insert_events, insert_key, lock};
+use super::tx::{Tx, insert_events, insert_key};
 use super::{Backend, Db};
 use crate::dbtime::DbTime;
 use crate::error::unique_as_conflict;
 use crate::rows::{AgentRow, HumanRow, convert};
 use crate::{
     CascadeEvent, Enrollment, EnrollmentStore, HumanFilter, HumanStatusChange, HumanStore, Result,
-    StoreError,
+    Serial, StoreError,
 };
 
 const HUMAN_COLUMNS: &str = "id, display_name, email, role, status, created_at, updated_at";
@@ -127,7 +127,7 @@ impl HumanStore for Backend {
         cascade: CascadeEvent<'_>,
     ) -> Result<Vec<AgentId>> {
         let mut tx = self.writer().begin().await?;
-        lock(&mut tx, "admins").await?;
+        super::serialize(&mut tx, Serial::Admins).await?;
         let updated = sqlx::query(
             "UPDATE humans SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
         )

@@ -10,7 +10,7 @@ use super::Backend;
 use super::humans::insert_human;
 use super::tx::{insert_events, insert_key};
 use crate::dbtime::DbTime;
-use crate::{OrgStore, Result, StoreError};
+use crate::{OrgStore, Result, Serial, StoreError};
 
 #[async_trait]
 impl OrgStore for Backend {
@@ -28,7 +28,7 @@ impl OrgStore for Backend {
         events: &[NewEvent],
     ) -> Result<()> {
         let mut tx = self.writer().begin().await?;
-        super::tx::lock(&mut tx, "admins").await?;
+        super::serialize(&mut tx, Serial::Admins).await?;
         let existing: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM humans LIMIT 1")
             .fetch_optional(&mut *tx)
             .await?;

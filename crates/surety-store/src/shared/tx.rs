@@ -5,21 +5,12 @@ use surety_core::audit::{EVENT_SCHEMA_VERSION, NewEvent};
 use surety_core::key::KeyRecord;
 
 use super::Db;
-use crate::Result;
 use crate::dbtime::DbTime;
 use crate::error::unique_as_conflict;
 use crate::rows::to_json_text;
+use crate::{Result, Serial};
 
 pub(super) type Tx = Transaction<'static, Db>;
-
-/// Takes the named serialisation lock (a row of `serial_locks`) until the transaction ends.
-pub(super) async fn lock(tx: &mut Tx, name: &'static str) -> Result<()> {
-    sqlx::query("UPDATE serial_locks SET counter = counter + 1 WHERE name = $1")
-        .bind(name)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
 
 /// Appends events as the last step of a transaction: the `audit` lock makes commit order
 /// equal `seq` order, so a reader paging by `seq` never misses a late commit.
@@ -27,7 +18,7 @@ pub(super) async fn insert_events(tx: &mut Tx, events: &[NewEvent]) -> Result<()
     if events.is_empty() {
         return Ok(());
     }
-    lock(tx, "audit").await?;
+    super::serialize(tx, Serial::Audit).await?;
     for e in events {
         sqlx::query(
             "INSERT INTO audit_events \

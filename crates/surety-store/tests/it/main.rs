@@ -10,6 +10,7 @@
 
 mod agents;
 mod audit;
+mod concurrency;
 mod fixtures;
 mod humans;
 mod keys;
