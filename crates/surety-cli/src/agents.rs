@@ -300,9 +300,7 @@ pub async fn run(g: &Globals, cmd: AgentCommand) -> anyhow::Result<()> {
                 ]);
             }
             t.print("(no agents)");
-            if let Some(c) = page.next_cursor {
-                println!("more: --cursor {c}");
-            }
+            output::more(page.next_cursor.as_deref());
             return Ok(());
         }
         AgentCommand::Keys { id } => {
@@ -380,8 +378,6 @@ pub async fn audit(g: &Globals, cmd: AuditCommand) -> anyhow::Result<()> {
         ]);
     }
     t.print("(no events)");
-    if let Some(c) = page.next_cursor {
-        println!("more: --cursor {c}");
-    }
+    output::more(page.next_cursor.as_deref());
     Ok(())
 }

@@ -232,9 +232,7 @@ pub async fn run(g: &Globals, cmd: HumanCommand) -> anyhow::Result<()> {
                 ]);
             }
             t.print("(no humans)");
-            if let Some(c) = page.next_cursor {
-                println!("more: --cursor {c}");
-            }
+            output::more(page.next_cursor.as_deref());
         }
         HumanCommand::Show { id } => print_human(g, &client.get_human(id).await?)?,
         HumanCommand::Deactivate { id, reason } => {

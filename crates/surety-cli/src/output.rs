@@ -76,6 +76,13 @@ impl Table {
     }
 }
 
+/// Tells how to get the next page, if there is one.
+pub fn more(next_cursor: Option<&str>) {
+    if let Some(c) = next_cursor {
+        println!("more: --cursor {c}");
+    }
+}
+
 /// A time as RFC 3339, to the second.
 pub fn time(t: time::OffsetDateTime) -> String {
     let t = t.replace_nanosecond(0).unwrap_or(t);

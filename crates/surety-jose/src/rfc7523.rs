@@ -14,9 +14,10 @@ use crate::{jws, random_b64, sha256_b64};
 /// Longest assertion accepted, in bytes.
 pub const MAX_ASSERTION_LEN: usize = 8 * 1024;
 
-/// `typ` values that mark a JWT as something other than an assertion; refusing them keeps a
-/// DPoP proof or an access token from being replayed as an assertion (RFC 8725 §3.11).
-const FOREIGN_TYPES: [&str; 4] = ["dpop+jwt", "at+jwt", "secevent+jwt", "logout+jwt"];
+/// The only `typ` values an assertion may carry (RFC 7519 §5.1; the `application/` prefix
+/// may be omitted, RFC 7515 §4.1.9). Anything else — a DPoP proof, an access token — is
+/// another kind of JWT and is refused (RFC 8725 §3.11).
+const ASSERTION_TYPES: [&str; 2] = ["jwt", "application/jwt"];
 
 /// What a valid assertion must look like.
 #[derive(Debug, Clone, Copy)]
@@ -58,7 +59,7 @@ pub struct VerifiedAssertion {
 pub fn decode(token: &str) -> Result<Assertion<'_>, JoseError> {
     let jws = jws::decode(token, MAX_ASSERTION_LEN)?;
     if let Some(typ) = jws.header.typ.as_deref()
-        && FOREIGN_TYPES.iter().any(|t| typ.eq_ignore_ascii_case(t))
+        && !ASSERTION_TYPES.iter().any(|t| typ.eq_ignore_ascii_case(t))
     {
         return Err(JoseError::claim(
             "typ",
@@ -108,7 +109,9 @@ impl Assertion<'_> {
         }
         // 4. `exp` is required and not passed.
         let exp = claims::date(c, "exp")?.ok_or(JoseError::Missing("exp"))?;
-        if now >= exp + policy.max_skew {
+        // INVARIANT: arithmetic is done on `now`, never on a time taken from the token: an
+        // `exp` at the end of the representable range must be refused, not overflow.
+        if now - policy.max_skew >= exp {
             return Err(JoseError::claim("exp", "the assertion has expired"));
         }
         // 5. `nbf`, if present, is not in the future.

@@ -116,15 +116,16 @@ fn bearer_parts(headers: &HeaderMap) -> Result<(String, String), ApiError> {
         count_failure("missing_token");
         return Err(ApiError::unauthenticated("an access token is required"));
     };
+    // RFC 6750 §3.1: a malformed request is `invalid_request` (400).
     if values.next().is_some() {
         count_failure("malformed_token");
-        return Err(ApiError::invalid_token(
+        return Err(ApiError::invalid_request(
             "exactly one Authorization header is allowed",
         ));
     }
     let value = value
         .to_str()
-        .map_err(|_| ApiError::invalid_token("the Authorization header is not text"))?;
+        .map_err(|_| ApiError::invalid_request("the Authorization header is not text"))?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     Ok((scheme.to_owned(), token.trim().to_owned()))
 }
@@ -140,10 +141,17 @@ impl FromRequestParts<AppState> for AdminCaller {
                 "this API accepts only DPoP-bound tokens: use `Authorization: DPoP <token>` with a DPoP proof",
             ));
         }
-        if !scheme.eq_ignore_ascii_case("dpop") || token.is_empty() || token.contains(' ') {
-            count_failure("malformed_token");
+        if !scheme.eq_ignore_ascii_case("dpop") {
+            // An unsupported scheme counts as no credentials at all (RFC 6750 §3.1).
+            count_failure("missing_token");
             return Err(ApiError::unauthenticated(
                 "an access token is required (DPoP scheme)",
+            ));
+        }
+        if token.is_empty() || token.contains(' ') {
+            count_failure("malformed_token");
+            return Err(ApiError::invalid_request(
+                "the DPoP authorization value must be one token",
             ));
         }
         let now = state.clock.now();

@@ -130,7 +130,7 @@ impl ApiError {
         if with_error {
             value.push_str(&format!(
                 ", error=\"{code}\", error_description=\"{}\"",
-                err.description.replace(['"', '\\'], "'")
+                header_safe(&err.description)
             ));
         }
         err.www_authenticate = Some(value);
@@ -172,6 +172,22 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.code
     }
+}
+
+/// A description fit for a quoted-string in a header: printable ASCII without `"` or `\`
+/// (the description may echo request input, which must never cost the client the
+/// challenge itself — RFC 6750 §3 requires it).
+fn header_safe(description: &str) -> String {
+    description
+        .chars()
+        .map(|c| {
+            if (' '..='~').contains(&c) && c != '"' && c != '\\' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
 }
 
 impl IntoResponse for ApiError {

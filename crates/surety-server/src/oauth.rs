@@ -128,7 +128,12 @@ async fn issue(
         })?;
     let public = surety_jose::PublicJwk::from_json(&key.jwk).map_err(ApiError::internal)?;
     let token_endpoint = state.url(TOKEN_PATH);
-    let audiences = [token_endpoint.as_str(), state.issuer.as_ref()];
+    let issuer_slash = format!("{}/", state.issuer);
+    let audiences = [
+        token_endpoint.as_str(),
+        state.issuer.as_ref(),
+        issuer_slash.as_str(),
+    ];
     let policy = AssertionPolicy {
         audiences: &audiences,
         max_lifetime: to_time(state.config.assertion_max_lifetime),

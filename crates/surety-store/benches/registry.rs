@@ -6,45 +6,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark")]
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use serde_json::json;
-use surety_core::agent::NewAgent;
-use surety_core::audit::{Actor, EventKind, NewEvent};
 use surety_core::human::{NewHuman, Role};
-use surety_core::id::{AgentId, HumanId, PrincipalId};
-use surety_core::key::{KeyRecord, KeyStatus};
+use surety_core::id::{AgentId, HumanId};
 use surety_core::page::PageRequest;
-use surety_store::testing::{PgTestSchema, sqlite_url};
+use surety_store::testing::{PgTestSchema, seed_agent, sqlite_url};
 use surety_store::{AgentFilter, PgStore, SqliteStore, Store};
 use time::OffsetDateTime;
 use tokio::runtime::Runtime;
-
-async fn register(store: &dyn Store, owner: HumanId, n: u64) {
-    let now = OffsetDateTime::now_utc();
-    let agent = NewAgent::parse(&format!("bench-{n}"), owner, None, None, &BTreeMap::new())
-        .unwrap()
-        .into_agent(AgentId::new(now), now);
-    let key = KeyRecord {
-        kid: format!("kid-{}", agent.id),
-        holder: PrincipalId::Agent(agent.id),
-        alg: "EdDSA".into(),
-        jwk: json!({"kty": "OKP", "crv": "Ed25519", "x": "bench"}),
-        status: KeyStatus::Active,
-        created_at: now,
-        status_changed_at: None,
-    };
-    let event = NewEvent::new(
-        EventKind::AgentRegistered,
-        Actor::Human(owner),
-        agent.id,
-        now,
-    )
-    .agent(agent.id);
-    store.create_agent(&agent, &key, &[event]).await.unwrap();
-}
 
 async fn owner(store: &dyn Store) -> HumanId {
     let now = OffsetDateTime::now_utc();
@@ -65,7 +36,8 @@ fn bench_backend(c: &mut Criterion, name: &str, rt: &Runtime, store: Arc<dyn Sto
     c.bench_function(&format!("{name}/create_agent"), |b| {
         b.iter(|| {
             n += 1;
-            rt.block_on(register(store.as_ref(), owner, n));
+            rt.block_on(seed_agent(store.as_ref(), owner, &format!("bench-{n}")))
+                .unwrap();
         });
     });
     let page = PageRequest::first(50);

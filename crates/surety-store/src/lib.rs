@@ -99,6 +99,9 @@ pub struct AgentStatusChange {
     /// What happens to the agent's keys that are still usable (`active`, and `retired` when
     /// revoking): moved to this status.
     pub keys_to: Option<KeyStatus>,
+    /// The keys the decision expects `keys_to` to change; if others would change (a key was
+    /// added or revoked meanwhile), the change is [`StoreError::Stale`].
+    pub keys: Vec<String>,
     /// When.
     pub at: OffsetDateTime,
 }
@@ -224,9 +227,17 @@ pub trait KeyStore {
     async fn get_key(&self, kid: &str) -> Result<Option<KeyRecord>>;
     /// Every key a principal ever held, oldest first.
     async fn list_keys(&self, holder: PrincipalId) -> Result<Vec<KeyRecord>>;
-    /// Adds a key and retires `retire` (which must still be active) in one step — key
-    /// rotation. A thumbprint ever seen before → [`StoreError::Conflict`].
-    async fn add_key(&self, key: &KeyRecord, retire: &[String], events: &[NewEvent]) -> Result<()>;
+    /// Adds a key to an agent that is still `active` or `suspended` — key rotation. With
+    /// `retire`, the agent's active keys are retired in the same step, and must be exactly
+    /// those listed. A thumbprint ever seen before → [`StoreError::Conflict`]; an agent that
+    /// left those states, or keys that moved since they were read → [`StoreError::Stale`].
+    async fn add_agent_key(
+        &self,
+        agent: AgentId,
+        key: &KeyRecord,
+        retire: Option<&[String]>,
+        events: &[NewEvent],
+    ) -> Result<()>;
     /// Applies a decided key status change if the key is still in `from`.
     async fn change_key_status(
         &self,

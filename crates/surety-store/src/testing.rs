@@ -70,3 +70,40 @@ fn uuid_like() -> String {
         .simple()
         .to_string()
 }
+
+/// Registers a throw-away agent named `name` for `owner`, with a placeholder key and its
+/// audit event, straight through the store (benchmarks and seeding; never for real keys).
+pub async fn seed_agent(
+    store: &dyn crate::Store,
+    owner: surety_core::id::HumanId,
+    name: &str,
+) -> Result<surety_core::id::AgentId> {
+    use surety_core::agent::NewAgent;
+    use surety_core::audit::{Actor, EventKind, NewEvent};
+    use surety_core::id::{AgentId, PrincipalId};
+    use surety_core::key::{KeyRecord, KeyStatus};
+
+    let now = time::OffsetDateTime::now_utc();
+    let agent = NewAgent::parse(name, owner, None, Some("bench"), &Default::default())
+        .map_err(|e| StoreError::Invalid(e.to_string()))?
+        .into_agent(AgentId::new(now), now);
+    let key = KeyRecord {
+        kid: format!("seed-{}", agent.id),
+        holder: PrincipalId::Agent(agent.id),
+        alg: "EdDSA".into(),
+        jwk: serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "placeholder"}),
+        status: KeyStatus::Active,
+        created_at: now,
+        status_changed_at: None,
+    };
+    let event = NewEvent::new(
+        EventKind::AgentRegistered,
+        Actor::Human(owner),
+        agent.id,
+        now,
+    )
+    .agent(agent.id)
+    .human(owner);
+    store.create_agent(&agent, &key, &[event]).await?;
+    Ok(agent.id)
+}

@@ -22,15 +22,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use surety_api::admin::{AgentQuery, RegisterAgent};
-use surety_core::agent::NewAgent;
-use surety_core::audit::{Actor, EventKind, NewEvent};
-use surety_core::id::{AgentId, PrincipalId};
-use surety_core::key::{KeyRecord, KeyStatus};
+use surety_core::id::AgentId;
 use surety_jose::{KeyAlg, PrivateJwk};
+use surety_store::testing::seed_agent;
 use surety_testkit::{Backend, Options, TestServer};
-use time::OffsetDateTime;
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -84,34 +80,11 @@ async fn seed(server: &TestServer, target: usize, writers: usize) -> Vec<AgentId
         tasks.push(tokio::spawn(async move {
             let mut ids = Vec::with_capacity(per_writer);
             for i in 0..per_writer {
-                let now = OffsetDateTime::now_utc();
-                let agent = NewAgent::parse(
-                    &format!("seed-{w}-{i}"),
-                    owner,
-                    None,
-                    Some("bench"),
-                    &BTreeMap::new(),
-                )
-                .unwrap()
-                .into_agent(AgentId::new(now), now);
-                let key = KeyRecord {
-                    kid: format!("seed-{}", agent.id),
-                    holder: PrincipalId::Agent(agent.id),
-                    alg: "EdDSA".into(),
-                    jwk: json!({"kty": "OKP", "crv": "Ed25519", "x": "seed"}),
-                    status: KeyStatus::Active,
-                    created_at: now,
-                    status_changed_at: None,
-                };
-                let event = NewEvent::new(
-                    EventKind::AgentRegistered,
-                    Actor::Human(owner),
-                    agent.id,
-                    now,
-                )
-                .agent(agent.id);
-                store.create_agent(&agent, &key, &[event]).await.unwrap();
-                ids.push(agent.id);
+                ids.push(
+                    seed_agent(store.as_ref(), owner, &format!("seed-{w}-{i}"))
+                        .await
+                        .unwrap(),
+                );
             }
             ids
         }));

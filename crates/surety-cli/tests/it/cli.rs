@@ -56,6 +56,19 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
+/// Waits until `serve` has written `path` (the first admin's profile, say).
+fn wait_for_file(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} did not appear",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A `surety serve` process, killed on drop.
 struct Serve {
     child: Child,
@@ -372,11 +385,7 @@ fn serve_initialises_an_empty_data_directory() {
     let data = dir.path().join("fresh");
     let server = Serve::start(&["--data-dir", data.to_str().unwrap()], &[]);
     let profile = data.join("admin-profile.toml");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !profile.exists() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_file(&profile);
     let me = json(surety(
         &["whoami", "--json"],
         &[("SURETY_PROFILE", profile.to_str().unwrap())],
@@ -467,11 +476,7 @@ fn the_server_runs_on_postgresql_too() {
         &[],
     );
     let profile = data.join("admin-profile.toml");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !profile.exists() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_file(&profile);
     let admin = [("SURETY_PROFILE", profile.to_str().unwrap())];
     let key = dir.path().join("a.jwk");
     ok(surety(
@@ -517,11 +522,7 @@ fn acknowledged_changes_survive_kill_9() {
     let data_s = data.to_str().unwrap().to_owned();
     let mut server = Serve::start(&["--data-dir", &data_s], &[]);
     let profile_path = data.join("admin-profile.toml");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !profile_path.exists() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_file(&profile_path);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let profile = surety_sdk::Profile::load(&profile_path).unwrap();
     let acked = Arc::new(Mutex::new(Vec::new()));

@@ -202,7 +202,7 @@ fn rfc8725_s3_11_other_jwt_types_are_not_assertions() {
     // RFC 8725 §3.11: use explicit typing so that one kind of JWT cannot be confused for
     // another — a DPoP proof or an access token is not an assertion.
     let key = PrivateJwk::generate(KeyAlg::EdDSA).unwrap();
-    for typ in ["dpop+jwt", "at+jwt"] {
+    for typ in ["dpop+jwt", "at+jwt", "application/dpop+jwt", "secevent+jwt"] {
         let mut h = Map::new();
         h.insert("typ".into(), json!(typ));
         let token = jws::sign(h, &good(), &key).unwrap();
@@ -210,5 +210,38 @@ fn rfc8725_s3_11_other_jwt_types_are_not_assertions() {
             matches!(decode(&token), Err(JoseError::BadClaim { name: "typ", .. })),
             "{typ}"
         );
+    }
+}
+
+#[test]
+fn rfc7523_s3_4_an_exp_at_the_end_of_time_is_refused_without_overflow() {
+    // §3 (4) with the largest representable NumericDate: refused as too far away, no panic.
+    let key = PrivateJwk::generate(KeyAlg::EdDSA).unwrap();
+    let c = with("exp", json!(253_402_300_799_i64));
+    assert!(matches!(
+        verify(&key, &c),
+        Err(JoseError::BadClaim { name: "exp", .. })
+    ));
+    let c = with("iat", json!(-377_705_116_800_i64));
+    assert!(verify(&key, &c).is_err());
+    let c = with("nbf", json!(253_402_300_799_i64));
+    assert!(matches!(
+        verify(&key, &c),
+        Err(JoseError::BadClaim { name: "nbf", .. })
+    ));
+}
+
+#[test]
+fn rfc7519_s5_1_plain_jwt_typ_is_accepted() {
+    // RFC 7519 §5.1: `typ` "JWT" (or its media type) is what an assertion may say.
+    let key = PrivateJwk::generate(KeyAlg::EdDSA).unwrap();
+    for typ in ["JWT", "jwt", "application/jwt"] {
+        let mut h = Map::new();
+        h.insert("typ".into(), json!(typ));
+        let token = jws::sign(h, &good(), &key).unwrap();
+        decode(&token)
+            .unwrap()
+            .verify(key.public(), &policy(), now())
+            .unwrap();
     }
 }

@@ -141,14 +141,14 @@ async fn transition(
         caller.may_apply(&agent, action)?;
         let to = agent.status.apply(id, action)?;
         let keys = state.store.list_keys(PrincipalId::Agent(id)).await?;
-        let affected: Vec<&str> = keys
-            .iter()
+        let affected: Vec<String> = keys
+            .into_iter()
             .filter(|k| match keys_to {
                 Some(KeyStatus::Revoked) => k.status != KeyStatus::Revoked,
                 Some(KeyStatus::Retired) => k.status == KeyStatus::Active,
                 _ => false,
             })
-            .map(|k| k.kid.as_str())
+            .map(|k| k.kid)
             .collect();
         let now = state.clock.now();
         let event = NewEvent::new(kind, actor(caller), id, now)
@@ -161,6 +161,7 @@ async fn transition(
             to,
             reason: reason.clone(),
             keys_to,
+            keys: affected,
             at: now,
         };
         match state.store.change_agent_status(&change, &[event]).await {
@@ -253,49 +254,61 @@ pub async fn add_key(
 ) -> Result<(StatusCode, axum::Json<AgentView>)> {
     let id: AgentId = parse("id", &id)?;
     let jwk = public_key("public_key", &body.public_key)?;
-    let agent = load(&state, id).await?;
-    caller.may_change_agent_keys(&agent)?;
-    if agent.status.is_terminal() {
-        return Err(TransitionError {
-            entity: "agent",
-            id: id.to_string(),
-            action: "add a key to",
-            current: agent.status.to_string(),
+    let retire_previous = body.retire_previous.unwrap_or(true);
+    for _ in 0..3 {
+        let agent = load(&state, id).await?;
+        caller.may_change_agent_keys(&agent)?;
+        if agent.status.is_terminal() {
+            return Err(TransitionError {
+                entity: "agent",
+                id: id.to_string(),
+                action: "add a key to",
+                current: agent.status.to_string(),
+            }
+            .into());
         }
-        .into());
-    }
-    let now = state.clock.now();
-    let key = key_record(&jwk, PrincipalId::Agent(id), now);
-    let retire: Vec<String> = if body.retire_previous.unwrap_or(true) {
-        let keys = state.store.list_keys(PrincipalId::Agent(id)).await?;
-        keys.into_iter()
-            .filter(|k| k.status == KeyStatus::Active)
-            .map(|k| k.kid)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let mut events = vec![
-        NewEvent::new(EventKind::AgentKeyAdded, actor(&caller), &key.kid, now)
-            .agent(id)
-            .human(agent.owner)
-            .details(json!({"alg": key.alg, "retired": retire})),
-    ];
-    for kid in &retire {
-        events.push(
-            NewEvent::new(EventKind::AgentKeyRetired, actor(&caller), kid, now)
+        let now = state.clock.now();
+        let key = key_record(&jwk, PrincipalId::Agent(id), now);
+        let retire: Option<Vec<String>> = if retire_previous {
+            let keys = state.store.list_keys(PrincipalId::Agent(id)).await?;
+            Some(
+                keys.into_iter()
+                    .filter(|k| k.status == KeyStatus::Active)
+                    .map(|k| k.kid)
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        let retired = retire.clone().unwrap_or_default();
+        let mut events = vec![
+            NewEvent::new(EventKind::AgentKeyAdded, actor(&caller), &key.kid, now)
                 .agent(id)
                 .human(agent.owner)
-                .details(json!({"from": "active", "to": "retired", "replaced_by": key.kid})),
-        );
+                .details(json!({"alg": key.alg, "retired": retired})),
+        ];
+        for kid in &retired {
+            events.push(
+                NewEvent::new(EventKind::AgentKeyRetired, actor(&caller), kid, now)
+                    .agent(id)
+                    .human(agent.owner)
+                    .details(json!({"from": "active", "to": "retired", "replaced_by": key.kid})),
+            );
+        }
+        match state
+            .store
+            .add_agent_key(id, &key, retire.as_deref(), &events)
+            .await
+        {
+            Ok(()) => return Ok((StatusCode::CREATED, axum::Json(view(&state, id).await?))),
+            // The agent or its keys moved since they were read: decide again.
+            Err(StoreError::Stale) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
-    match state.store.add_key(&key, &retire, &events).await {
-        Ok(()) => Ok((StatusCode::CREATED, axum::Json(view(&state, id).await?))),
-        Err(StoreError::Stale) => Err(ApiError::conflict(
-            "the agent's keys changed concurrently; try again",
-        )),
-        Err(e) => Err(e.into()),
-    }
+    Err(ApiError::conflict(
+        "the agent's keys keep changing concurrently; try again",
+    ))
 }
 
 /// Revokes one key of an agent. A revoked key never returns.

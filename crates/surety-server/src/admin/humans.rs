@@ -149,12 +149,13 @@ pub async fn me(
 async fn transition(
     state: &AppState,
     caller: &Caller,
-    id: HumanId,
+    id: &str,
     action: HumanAction,
-    body: Option<Reason>,
-) -> Result<HumanView> {
+    body: Option<Json<Reason>>,
+) -> Result<axum::Json<HumanView>> {
     caller.require_admin(&format!("{action} humans"))?;
-    let reason = reason(body)?;
+    let id: HumanId = parse("id", id)?;
+    let reason = reason(body.map(|b| b.0))?;
     // Decided on the state read; applied only if it is still that state (else decided again).
     for _ in 0..3 {
         let human = load_human(state, id).await?;
@@ -189,7 +190,7 @@ async fn transition(
                 if !suspended.is_empty() {
                     tracing::info!(human = %id, agents = suspended.len(), "owner deactivated: agents suspended");
                 }
-                return Ok(HumanView::from(&load_human(state, id).await?));
+                return Ok(axum::Json(HumanView::from(&load_human(state, id).await?)));
             }
             Err(StoreError::Stale) => continue,
             Err(other) => return Err(other.into()),
@@ -211,17 +212,7 @@ pub async fn deactivate(
     Path(id): Path<String>,
     body: Option<Json<Reason>>,
 ) -> Result<axum::Json<HumanView>> {
-    let id = parse("id", &id)?;
-    Ok(axum::Json(
-        transition(
-            &state,
-            &caller,
-            id,
-            HumanAction::Deactivate,
-            body.map(|b| b.0),
-        )
-        .await?,
-    ))
+    transition(&state, &caller, &id, HumanAction::Deactivate, body).await
 }
 
 /// Reactivates a human. Their agents stay suspended until the owner reinstates each.
@@ -234,17 +225,7 @@ pub async fn reactivate(
     Path(id): Path<String>,
     body: Option<Json<Reason>>,
 ) -> Result<axum::Json<HumanView>> {
-    let id = parse("id", &id)?;
-    Ok(axum::Json(
-        transition(
-            &state,
-            &caller,
-            id,
-            HumanAction::Reactivate,
-            body.map(|b| b.0),
-        )
-        .await?,
-    ))
+    transition(&state, &caller, &id, HumanAction::Reactivate, body).await
 }
 
 /// Issues a new one-time enrollment code (a new device, a lost one); older unused codes

@@ -2,14 +2,13 @@
 
 use async_trait::async_trait;
 use sqlx::QueryBuilder;
-use surety_core::agent::Agent;
+use surety_core::agent::{Agent, AgentStatus};
 use surety_core::audit::NewEvent;
-use surety_core::human::HumanStatus;
-use surety_core::id::AgentId;
+use surety_core::id::{AgentId, HumanId};
 use surety_core::key::{KeyRecord, KeyStatus};
 use surety_core::page::{Page, PageRequest};
 
-use super::tx::{Tx, insert_events, insert_key};
+use super::tx::{Tx, insert_events, insert_key, lock_active_human, same_keys};
 use super::{Backend, Db};
 use crate::dbtime::DbTime;
 use crate::error::unique_as_conflict;
@@ -41,25 +40,8 @@ impl AgentStore for Backend {
         events: &[NewEvent],
     ) -> Result<()> {
         let mut tx = self.writer().begin().await?;
-        let owner: Option<(String,)> = sqlx::query_as("SELECT status FROM humans WHERE id = $1")
-            .bind(agent.owner.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-        match owner {
-            None => {
-                return Err(StoreError::NotFound(format!(
-                    "owner `{}` not found",
-                    agent.owner
-                )));
-            }
-            Some((status,)) if status != HumanStatus::Active.as_str() => {
-                return Err(StoreError::Conflict(format!(
-                    "owner `{}` is {status}; agents need an active owner",
-                    agent.owner
-                )));
-            }
-            Some(_) => {}
-        }
+        // The owner must be active, and stay so until this commits.
+        lock_active_human(&mut tx, agent.owner, "owner").await?;
         let duplicate = || {
             format!(
                 "owner `{}` already has an agent named `{}`",
@@ -151,33 +133,35 @@ impl AgentStore for Backend {
                 StoreError::NotFound(format!("agent `{}` not found", change.id))
             });
         }
-        match change.keys_to {
-            Some(KeyStatus::Revoked) => {
-                sqlx::query(
-                    "UPDATE public_keys SET status = $1, status_changed_at = $2 \
-                     WHERE holder_id = $3 AND status IN ($4, $5)",
-                )
-                .bind(KeyStatus::Revoked.as_str())
-                .bind(DbTime::from(change.at))
+        if change.to == AgentStatus::Active {
+            // Reinstating needs an active owner, held until commit (see `lock_active_human`).
+            let (owner,): (String,) = sqlx::query_as("SELECT owner_id FROM agents WHERE id = $1")
                 .bind(change.id.to_string())
-                .bind(KeyStatus::Active.as_str())
-                .bind(KeyStatus::Retired.as_str())
-                .execute(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await?;
+            let owner: HumanId = owner.parse().map_err(StoreError::corrupt)?;
+            lock_active_human(&mut tx, owner, "owner").await?;
+        }
+        if let Some(keys_to) = change.keys_to {
+            // Revoking takes every key not yet revoked; retiring takes the active ones.
+            let from: &[KeyStatus] = match keys_to {
+                KeyStatus::Revoked => &[KeyStatus::Active, KeyStatus::Retired],
+                KeyStatus::Retired | KeyStatus::Active => &[KeyStatus::Active],
+            };
+            let mut q = QueryBuilder::<Db>::new("UPDATE public_keys SET status = ");
+            q.push_bind(keys_to.as_str())
+                .push(", status_changed_at = ")
+                .push_bind(DbTime::from(change.at))
+                .push(" WHERE holder_id = ")
+                .push_bind(change.id.to_string())
+                .push(" AND status IN (");
+            let mut list = q.separated(", ");
+            for status in from {
+                list.push_bind(status.as_str());
             }
-            Some(KeyStatus::Retired) => {
-                sqlx::query(
-                    "UPDATE public_keys SET status = $1, status_changed_at = $2 \
-                     WHERE holder_id = $3 AND status = $4",
-                )
-                .bind(KeyStatus::Retired.as_str())
-                .bind(DbTime::from(change.at))
-                .bind(change.id.to_string())
-                .bind(KeyStatus::Active.as_str())
-                .execute(&mut *tx)
-                .await?;
-            }
-            Some(KeyStatus::Active) | None => {}
+            q.push(") RETURNING kid");
+            let changed: Vec<(String,)> = q.build_query_as().fetch_all(&mut *tx).await?;
+            same_keys(changed.into_iter().map(|(k,)| k).collect(), &change.keys)?;
         }
         insert_events(&mut tx, events).await?;
         tx.commit().await?;

@@ -10,7 +10,7 @@ use surety_core::key::KeyRecord;
 use surety_core::page::{Page, PageRequest};
 use time::OffsetDateTime;
 
-use super::tx::{Tx, insert_events, insert_key};
+use super::tx::{Tx, insert_events, insert_key, lock_active_human};
 use super::{Backend, Db};
 use crate::dbtime::DbTime;
 use crate::error::unique_as_conflict;
@@ -217,11 +217,7 @@ impl EnrollmentStore for Backend {
             ));
         };
         let human: HumanId = human.parse().map_err(StoreError::corrupt)?;
-        if human_status(&mut tx, human).await? != Some(HumanStatus::Active) {
-            return Err(StoreError::Conflict(format!(
-                "human `{human}` is not active"
-            )));
-        }
+        lock_active_human(&mut tx, human, "human").await?;
         let (record, events) = key(human);
         insert_key(&mut tx, &record).await?;
         insert_events(&mut tx, &events).await?;

@@ -1,13 +1,14 @@
 //! Public keys of every principal.
 
 use async_trait::async_trait;
+use surety_core::agent::AgentStatus;
 use surety_core::audit::NewEvent;
-use surety_core::id::PrincipalId;
+use surety_core::id::{AgentId, PrincipalId};
 use surety_core::key::{KeyRecord, KeyStatus};
 use time::OffsetDateTime;
 
 use super::Backend;
-use super::tx::{Tx, insert_events, insert_key};
+use super::tx::{Tx, insert_events, insert_key, same_keys};
 use crate::dbtime::DbTime;
 use crate::rows::{KeyRow, convert};
 use crate::{KeyStore, Result, StoreError};
@@ -65,19 +66,48 @@ impl KeyStore for Backend {
         convert(rows)
     }
 
-    async fn add_key(&self, key: &KeyRecord, retire: &[String], events: &[NewEvent]) -> Result<()> {
+    async fn add_agent_key(
+        &self,
+        agent: AgentId,
+        key: &KeyRecord,
+        retire: Option<&[String]>,
+        events: &[NewEvent],
+    ) -> Result<()> {
         let mut tx = self.writer().begin().await?;
-        insert_key(&mut tx, key).await?;
-        for kid in retire {
-            cas_key_status(
-                &mut tx,
-                kid,
-                KeyStatus::Active,
-                KeyStatus::Retired,
-                key.created_at,
-            )
-            .await?;
+        // Holds the agent's row: a concurrent revocation either waits for this key (and
+        // revokes it too) or wins, and this rotation then finds no usable agent.
+        let usable =
+            sqlx::query("UPDATE agents SET updated_at = $1 WHERE id = $2 AND status IN ($3, $4)")
+                .bind(DbTime::from(key.created_at))
+                .bind(agent.to_string())
+                .bind(AgentStatus::Active.as_str())
+                .bind(AgentStatus::Suspended.as_str())
+                .execute(&mut *tx)
+                .await?;
+        if usable.rows_affected() == 0 {
+            let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM agents WHERE id = $1")
+                .bind(agent.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+            return Err(match exists {
+                Some(_) => StoreError::Stale,
+                None => StoreError::NotFound(format!("agent `{agent}` not found")),
+            });
         }
+        if let Some(expected) = retire {
+            let retired: Vec<(String,)> = sqlx::query_as(
+                "UPDATE public_keys SET status = $1, status_changed_at = $2 \
+                 WHERE holder_id = $3 AND status = $4 RETURNING kid",
+            )
+            .bind(KeyStatus::Retired.as_str())
+            .bind(DbTime::from(key.created_at))
+            .bind(agent.to_string())
+            .bind(KeyStatus::Active.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+            same_keys(retired.into_iter().map(|(k,)| k).collect(), expected)?;
+        }
+        insert_key(&mut tx, key).await?;
         insert_events(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())

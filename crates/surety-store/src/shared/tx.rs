@@ -2,13 +2,15 @@
 
 use sqlx::Transaction;
 use surety_core::audit::{EVENT_SCHEMA_VERSION, NewEvent};
+use surety_core::human::HumanStatus;
+use surety_core::id::HumanId;
 use surety_core::key::KeyRecord;
 
 use super::Db;
 use crate::dbtime::DbTime;
 use crate::error::unique_as_conflict;
 use crate::rows::to_json_text;
-use crate::{Result, Serial};
+use crate::{Result, Serial, StoreError};
 
 pub(super) type Tx = Transaction<'static, Db>;
 
@@ -62,4 +64,41 @@ pub(super) async fn insert_key(tx: &mut Tx, key: &KeyRecord) -> Result<()> {
         )
     }))?;
     Ok(())
+}
+
+/// Holds `human`'s row until the transaction ends, provided the human is active; otherwise
+/// [`StoreError::NotFound`] or [`StoreError::Conflict`] naming them as `role`. A concurrent
+/// deactivation then waits for this transaction and sees what it wrote (or this one sees
+/// the deactivation), so "an active agent has an active owner" holds on every backend.
+pub(super) async fn lock_active_human(tx: &mut Tx, human: HumanId, role: &str) -> Result<()> {
+    let locked =
+        sqlx::query("UPDATE humans SET updated_at = updated_at WHERE id = $1 AND status = $2")
+            .bind(human.to_string())
+            .bind(HumanStatus::Active.as_str())
+            .execute(&mut **tx)
+            .await?;
+    if locked.rows_affected() == 1 {
+        return Ok(());
+    }
+    let status: Option<(String,)> = sqlx::query_as("SELECT status FROM humans WHERE id = $1")
+        .bind(human.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    Err(match status {
+        None => StoreError::NotFound(format!("{role} `{human}` not found")),
+        Some((status,)) => StoreError::Conflict(format!("{role} `{human}` is {status}")),
+    })
+}
+
+/// Compares the keys a statement changed with those the decision expected: any difference
+/// means the keys moved since they were read.
+pub(super) fn same_keys(mut changed: Vec<String>, expected: &[String]) -> Result<()> {
+    let mut expected = expected.to_vec();
+    changed.sort();
+    expected.sort();
+    if changed == expected {
+        Ok(())
+    } else {
+        Err(StoreError::Stale)
+    }
 }

@@ -34,6 +34,7 @@ fn change(
         to,
         reason: Some("test".into()),
         keys_to,
+        keys: Vec::new(),
         at: t0(),
     }
 }
@@ -166,21 +167,25 @@ async fn revoking_revokes_every_usable_key(store: Arc<dyn Store>) {
     let (a, k1) = add_agent(&store, "bot", owner.id).await;
     let k2 = key(PrincipalId::Agent(a.id));
     store
-        .add_key(&k2, std::slice::from_ref(&k1.kid), &[])
+        .add_agent_key(a.id, &k2, Some(std::slice::from_ref(&k1.kid)), &[])
         .await
         .unwrap();
-    store
-        .change_agent_status(
-            &change(
-                a.id,
-                AgentStatus::Active,
-                AgentStatus::Revoked,
-                Some(KeyStatus::Revoked),
-            ),
-            &[],
-        )
-        .await
-        .unwrap();
+    let mut revoke = change(
+        a.id,
+        AgentStatus::Active,
+        AgentStatus::Revoked,
+        Some(KeyStatus::Revoked),
+    );
+    // A decision that missed a key is stale: the change would revoke more than it says.
+    revoke.keys = vec![k2.kid.clone()];
+    let stale = store.change_agent_status(&revoke, &[]).await;
+    assert!(matches!(stale, Err(StoreError::Stale)), "{stale:?}");
+    assert_eq!(
+        store.get_agent(a.id).await.unwrap().unwrap().status,
+        AgentStatus::Active
+    );
+    revoke.keys = vec![k1.kid.clone(), k2.kid.clone()];
+    store.change_agent_status(&revoke, &[]).await.unwrap();
     let keys = store.list_keys(PrincipalId::Agent(a.id)).await.unwrap();
     assert_eq!(keys.len(), 2);
     assert!(
@@ -197,19 +202,15 @@ async fn retiring_retires_active_keys(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let k2 = key(PrincipalId::Agent(a.id));
-    store.add_key(&k2, &[], &[]).await.unwrap();
-    store
-        .change_agent_status(
-            &change(
-                a.id,
-                AgentStatus::Active,
-                AgentStatus::Retired,
-                Some(KeyStatus::Retired),
-            ),
-            &[],
-        )
-        .await
-        .unwrap();
+    store.add_agent_key(a.id, &k2, None, &[]).await.unwrap();
+    let mut retire = change(
+        a.id,
+        AgentStatus::Active,
+        AgentStatus::Retired,
+        Some(KeyStatus::Retired),
+    );
+    retire.keys = vec![k2.kid.clone()];
+    store.change_agent_status(&retire, &[]).await.unwrap();
     assert_eq!(
         store.get_key(&k1.kid).await.unwrap().unwrap().status,
         KeyStatus::Revoked,

@@ -10,6 +10,7 @@ use crate::fixtures::*;
 
 crate::storage_tests!(
     two_admins_deactivating_each_other_leave_one_admin,
+    no_active_agent_survives_its_owners_deactivation,
     a_value_raced_from_many_tasks_is_accepted_once,
     concurrent_registrations_all_land_with_their_events,
 );
@@ -100,4 +101,40 @@ async fn concurrent_registrations_all_land_with_their_events(store: Arc<dyn Stor
         .await
         .unwrap();
     assert_eq!(page.items.len(), 20);
+}
+
+async fn no_active_agent_survives_its_owners_deactivation(store: Arc<dyn Store>) {
+    use surety_core::agent::AgentStatus;
+    let _admin = add_human(&store, "admin@example.com", Role::Admin).await;
+    for round in 0..8 {
+        let owner = add_human(&store, &format!("o{round}@example.com"), Role::Member).await;
+        let off = HumanStatusChange {
+            id: owner.id,
+            from: HumanStatus::Active,
+            to: HumanStatus::Deactivated,
+            at: t0(),
+        };
+        let (s1, s2) = (store.clone(), store.clone());
+        let register = tokio::spawn(async move {
+            let a = agent("racer", owner.id);
+            let k = key(surety_core::id::PrincipalId::Agent(a.id));
+            s1.create_agent(&a, &k, &[]).await.map(|()| a.id)
+        });
+        let deactivate = tokio::spawn(async move {
+            let cascade = |a: &surety_core::agent::Agent| {
+                event(surety_core::audit::EventKind::AgentSuspended, a.id)
+            };
+            s2.change_human_status(&off, &[], &cascade).await
+        });
+        let (registered, deactivated) = (register.await.unwrap(), deactivate.await.unwrap());
+        deactivated.unwrap();
+        if let Ok(id) = registered {
+            let agent = store.get_agent(id).await.unwrap().unwrap();
+            assert_eq!(
+                agent.status,
+                AgentStatus::Suspended,
+                "round {round}: an active agent under a deactivated owner"
+            );
+        }
+    }
 }

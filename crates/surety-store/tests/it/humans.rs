@@ -120,6 +120,7 @@ async fn deactivation_suspends_only_active_agents_each_audited(store: Arc<dyn St
                 to: AgentStatus::Revoked,
                 reason: Some("compromised".into()),
                 keys_to: None,
+                keys: Vec::new(),
                 at: t0(),
             },
             &[],

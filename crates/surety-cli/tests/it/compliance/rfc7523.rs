@@ -15,6 +15,15 @@ fn signed(key: &PrivateJwk, claims: serde_json::Value) -> String {
     jws::sign(h, &claims, key).unwrap()
 }
 
+/// Sends a token request with `assertion` and expects `400 invalid_grant`.
+async fn refused_assertion(server: &TestServer, assertion: String) -> serde_json::Value {
+    let r = TokenRequest::for_admin(server)
+        .set("assertion", assertion)
+        .send(server)
+        .await;
+    expect_error(r, 400, "invalid_grant").await
+}
+
 fn claims(server: &TestServer) -> serde_json::Value {
     let t = server.now().unix_timestamp();
     let sub = server.admin.id.to_string();
@@ -52,11 +61,7 @@ async fn rfc7523_s3_3_wrong_audience_is_invalid_grant() {
     let server = TestServer::start().await;
     let mut c = claims(&server);
     c["aud"] = json!("https://other.example/oauth2/token");
-    let r = TokenRequest::for_admin(&server)
-        .set("assertion", signed(&server.admin_key(), c))
-        .send(&server)
-        .await;
-    expect_error(r, 400, "invalid_grant").await;
+    refused_assertion(&server, signed(&server.admin_key(), c)).await;
 }
 
 #[tokio::test]
@@ -67,11 +72,7 @@ async fn rfc7523_s3_4_expired_assertion_is_invalid_grant() {
     let t = server.now().unix_timestamp();
     c["iat"] = json!(t - 120);
     c["exp"] = json!(t - 60);
-    let r = TokenRequest::for_admin(&server)
-        .set("assertion", signed(&server.admin_key(), c))
-        .send(&server)
-        .await;
-    expect_error(r, 400, "invalid_grant").await;
+    refused_assertion(&server, signed(&server.admin_key(), c)).await;
 }
 
 #[tokio::test]
@@ -83,11 +84,7 @@ async fn rfc7523_s3_6_future_iat_and_long_lifetimes_are_invalid_grant() {
         let mut c = claims(&server);
         c["iat"] = json!(iat);
         c["exp"] = json!(exp);
-        let r = TokenRequest::for_admin(&server)
-            .set("assertion", signed(&server.admin_key(), c))
-            .send(&server)
-            .await;
-        expect_error(r, 400, "invalid_grant").await;
+        refused_assertion(&server, signed(&server.admin_key(), c)).await;
     }
 }
 
@@ -96,11 +93,7 @@ async fn rfc7523_s3_9_assertion_by_a_key_not_enrolled_is_invalid_grant() {
     // §3 (9): the signature must verify with a key of the subject; an unknown key is refused.
     let server = TestServer::start().await;
     let stranger = PrivateJwk::generate(KeyAlg::EdDSA).unwrap();
-    let r = TokenRequest::for_admin(&server)
-        .set("assertion", signed(&stranger, claims(&server)))
-        .send(&server)
-        .await;
-    let body = expect_error(r, 400, "invalid_grant").await;
+    let body = refused_assertion(&server, signed(&stranger, claims(&server))).await;
     assert!(
         body["error_description"]
             .as_str()
@@ -119,11 +112,7 @@ async fn rfc7523_s3_9_a_kid_that_lies_about_the_signer_is_invalid_grant() {
     let mut h = Map::new();
     h.insert("kid".into(), json!(server.admin_key().thumbprint()));
     let token = jws::sign(h, &claims(&server), &stranger).unwrap();
-    let r = TokenRequest::for_admin(&server)
-        .set("assertion", token)
-        .send(&server)
-        .await;
-    expect_error(r, 400, "invalid_grant").await;
+    refused_assertion(&server, token).await;
 }
 
 #[tokio::test]
@@ -136,11 +125,7 @@ async fn rfc7523_s3_9_alg_none_assertion_is_invalid_grant() {
             .as_bytes(),
     );
     let pb = surety_jose::b64::encode(claims(&server).to_string().as_bytes());
-    let r = TokenRequest::for_admin(&server)
-        .set("assertion", format!("{hb}.{pb}."))
-        .send(&server)
-        .await;
-    expect_error(r, 400, "invalid_grant").await;
+    refused_assertion(&server, format!("{hb}.{pb}.")).await;
 }
 
 #[tokio::test]
@@ -149,11 +134,7 @@ async fn rfc7523_s3_iss_must_equal_sub_for_humans() {
     let server = TestServer::start().await;
     let mut c = claims(&server);
     c["iss"] = json!("someone-else");
-    let r = TokenRequest::for_admin(&server)
-        .set("assertion", signed(&server.admin_key(), c))
-        .send(&server)
-        .await;
-    expect_error(r, 400, "invalid_grant").await;
+    refused_assertion(&server, signed(&server.admin_key(), c)).await;
 }
 
 #[tokio::test]

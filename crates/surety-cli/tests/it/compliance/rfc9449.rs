@@ -16,6 +16,15 @@ fn forged(key: &PrivateJwk, header: Value, claims: Value) -> String {
     jws::sign(h, &claims, key).unwrap()
 }
 
+/// Sends a token request with `proof` and expects `400 invalid_dpop_proof`.
+async fn refused_proof(server: &TestServer, proof: String) -> Value {
+    let r = TokenRequest::for_admin(server)
+        .proofs(vec![proof])
+        .send(server)
+        .await;
+    expect_error(r, 400, "invalid_dpop_proof").await
+}
+
 fn claims(server: &TestServer, nonce: &str) -> Value {
     json!({"jti": surety_jose::random_b64(12).unwrap(), "htm": "POST", "htu": server.url("/oauth2/token"),
         "iat": server.now().unix_timestamp(), "nonce": nonce})
@@ -95,11 +104,7 @@ async fn rfc9449_s4_3_step4_rejects_wrong_typ() {
         json!({"typ": "JWT", "jwk": key.public().to_json()}),
         claims(&server, &server.nonce()),
     );
-    let r = TokenRequest::for_admin(&server)
-        .proofs(vec![proof])
-        .send(&server)
-        .await;
-    expect_error(r, 400, "invalid_dpop_proof").await;
+    refused_proof(&server, proof).await;
 }
 
 #[tokio::test]
@@ -113,11 +118,7 @@ async fn rfc9449_s4_3_step6_rejects_a_proof_not_signed_by_its_jwk() {
         json!({"typ": "dpop+jwt", "jwk": key.public().to_json()}),
         claims(&server, &server.nonce()),
     );
-    let r = TokenRequest::for_admin(&server)
-        .proofs(vec![proof])
-        .send(&server)
-        .await;
-    expect_error(r, 400, "invalid_dpop_proof").await;
+    refused_proof(&server, proof).await;
 }
 
 #[tokio::test]
@@ -130,11 +131,7 @@ async fn rfc9449_s4_3_step7_rejects_a_private_key_in_jwk() {
         json!({"typ": "dpop+jwt", "jwk": key.to_json().unwrap()}),
         claims(&server, &server.nonce()),
     );
-    let r = TokenRequest::for_admin(&server)
-        .proofs(vec![proof])
-        .send(&server)
-        .await;
-    expect_error(r, 400, "invalid_dpop_proof").await;
+    refused_proof(&server, proof).await;
 }
 
 #[tokio::test]
@@ -143,11 +140,7 @@ async fn rfc9449_s4_3_step8_rejects_wrong_htm() {
     let server = TestServer::start().await;
     let key = server.admin_key();
     let proof = server.proof(&key, "GET", "/oauth2/token", None, Some(&server.nonce()));
-    let r = TokenRequest::for_admin(&server)
-        .proofs(vec![proof])
-        .send(&server)
-        .await;
-    let body = expect_error(r, 400, "invalid_dpop_proof").await;
+    let body = refused_proof(&server, proof).await;
     assert!(
         body["error_description"].as_str().unwrap().contains("htm"),
         "{body}"
@@ -161,11 +154,7 @@ async fn rfc9449_s4_3_step9_rejects_wrong_htu() {
     let key = server.admin_key();
     for htu in ["/v1/agents", "/oauth2/token/"] {
         let proof = server.proof(&key, "POST", htu, None, Some(&server.nonce()));
-        let r = TokenRequest::for_admin(&server)
-            .proofs(vec![proof])
-            .send(&server)
-            .await;
-        let body = expect_error(r, 400, "invalid_dpop_proof").await;
+        let body = refused_proof(&server, proof).await;
         assert!(
             body["error_description"].as_str().unwrap().contains("htu"),
             "{body}"
@@ -180,11 +169,7 @@ async fn rfc9449_s4_3_step9_rejects_wrong_htu() {
         server.now(),
     )
     .unwrap();
-    let r = TokenRequest::for_admin(&server)
-        .proofs(vec![elsewhere])
-        .send(&server)
-        .await;
-    expect_error(r, 400, "invalid_dpop_proof").await;
+    refused_proof(&server, elsewhere).await;
 }
 
 #[tokio::test]
@@ -200,11 +185,7 @@ async fn rfc9449_s4_3_step11_rejects_expired_and_future_iat() {
             json!({"typ": "dpop+jwt", "jwk": key.public().to_json()}),
             c,
         );
-        let r = TokenRequest::for_admin(&server)
-            .proofs(vec![proof])
-            .send(&server)
-            .await;
-        let body = expect_error(r, 400, "invalid_dpop_proof").await;
+        let body = refused_proof(&server, proof).await;
         assert!(
             body["error_description"].as_str().unwrap().contains("iat"),
             "{body}"
@@ -415,4 +396,70 @@ async fn rfc9449_s11_1_resource_rejects_a_replayed_proof() {
             .contains("replay"),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn rfc6750_s3_the_challenge_survives_hostile_input() {
+    // RFC 6750 §3 / RFC 9449 §7.1: a 401 always carries `WWW-Authenticate`, even when the
+    // error description echoes request input that is not header-safe.
+    let server = TestServer::start().await;
+    let key = server.admin_key();
+    let token = token_for(&server, &key, &server.admin.id.to_string()).await;
+    let h = json!({"typ": "dpop+jwt", "alg": "Ëd\"25519\u{1}", "jwk": key.public().to_json()});
+    let hb = b64::encode(h.to_string().as_bytes());
+    let pb = b64::encode(json!({"jti": "x"}).to_string().as_bytes());
+    let r = http()
+        .get(server.url("/v1/me"))
+        .header("Authorization", format!("DPoP {token}"))
+        .header("DPoP", format!("{hb}.{pb}.AA"))
+        .send()
+        .await
+        .unwrap();
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(
+        challenge.contains("error=\"invalid_dpop_proof\""),
+        "{challenge}"
+    );
+    expect_error(r, 401, "invalid_dpop_proof").await;
+}
+
+#[tokio::test]
+async fn rfc6750_s3_1_a_malformed_authorization_header_is_invalid_request() {
+    // RFC 6750 §3.1: "invalid_request ... The resource server SHOULD respond with the HTTP
+    // 400 (Bad Request) status code" — repeated credentials, or a scheme without a token.
+    let server = TestServer::start().await;
+    let key = server.admin_key();
+    let token = token_for(&server, &key, &server.admin.id.to_string()).await;
+    let twice = http()
+        .get(server.url("/v1/me"))
+        .header("Authorization", format!("DPoP {token}"))
+        .header("Authorization", format!("DPoP {token}"))
+        .header(
+            "DPoP",
+            server.proof(&key, "GET", "/v1/me", Some(&token), None),
+        )
+        .send()
+        .await
+        .unwrap();
+    expect_error(twice, 400, "invalid_request").await;
+    let empty = http()
+        .get(server.url("/v1/me"))
+        .header("Authorization", "DPoP ")
+        .send()
+        .await
+        .unwrap();
+    expect_error(empty, 400, "invalid_request").await;
+    let basic = http()
+        .get(server.url("/v1/me"))
+        .header("Authorization", "Basic YTpi")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !basic.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("error=")
+    );
+    expect_error(basic, 401, "invalid_token").await;
 }
