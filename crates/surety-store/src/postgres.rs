@@ -72,6 +72,20 @@ async fn serialize(tx: &mut sqlx::Transaction<'static, Db>, rule: Serial) -> Res
     Ok(())
 }
 
+/// A human's status, with the row held in share mode until this transaction ends: a
+/// concurrent status change waits for it, while other share holders do not.
+async fn human_status_shared(
+    tx: &mut sqlx::Transaction<'static, Db>,
+    human: surety_core::id::HumanId,
+) -> Result<Option<String>> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT status FROM humans WHERE id = $1 FOR SHARE")
+            .bind(human.to_string())
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(row.map(|(s,)| s))
+}
+
 #[path = "shared/agents.rs"]
 mod agents;
 #[path = "shared/audit.rs"]

@@ -62,6 +62,19 @@ async fn serialize(_tx: &mut sqlx::Transaction<'static, Db>, _rule: Serial) -> R
     Ok(())
 }
 
+/// A human's status. The single writer connection already keeps it from changing until this
+/// transaction ends.
+async fn human_status_shared(
+    tx: &mut sqlx::Transaction<'static, Db>,
+    human: surety_core::id::HumanId,
+) -> Result<Option<String>> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT status FROM humans WHERE id = $1")
+        .bind(human.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.map(|(s,)| s))
+}
+
 #[path = "shared/agents.rs"]
 mod agents;
 #[path = "shared/audit.rs"]

@@ -66,28 +66,19 @@ pub(super) async fn insert_key(tx: &mut Tx, key: &KeyRecord) -> Result<()> {
     Ok(())
 }
 
-/// Holds `human`'s row until the transaction ends, provided the human is active; otherwise
-/// [`StoreError::NotFound`] or [`StoreError::Conflict`] naming them as `role`. A concurrent
-/// deactivation then waits for this transaction and sees what it wrote (or this one sees
-/// the deactivation), so "an active agent has an active owner" holds on every backend.
+/// Holds `human`'s row in share mode until the transaction ends, provided the human is
+/// active; otherwise [`StoreError::NotFound`] or [`StoreError::Conflict`] naming them as
+/// `role`. A concurrent deactivation then waits for this transaction and sees what it
+/// wrote (or this one sees the deactivation), so "an active agent has an active owner"
+/// holds on every backend — while registrations for one owner still run side by side.
 pub(super) async fn lock_active_human(tx: &mut Tx, human: HumanId, role: &str) -> Result<()> {
-    let locked =
-        sqlx::query("UPDATE humans SET updated_at = updated_at WHERE id = $1 AND status = $2")
-            .bind(human.to_string())
-            .bind(HumanStatus::Active.as_str())
-            .execute(&mut **tx)
-            .await?;
-    if locked.rows_affected() == 1 {
-        return Ok(());
+    match super::human_status_shared(tx, human).await? {
+        Some(status) if status == HumanStatus::Active.as_str() => Ok(()),
+        Some(status) => Err(StoreError::Conflict(format!(
+            "{role} `{human}` is {status}"
+        ))),
+        None => Err(StoreError::NotFound(format!("{role} `{human}` not found"))),
     }
-    let status: Option<(String,)> = sqlx::query_as("SELECT status FROM humans WHERE id = $1")
-        .bind(human.to_string())
-        .fetch_optional(&mut **tx)
-        .await?;
-    Err(match status {
-        None => StoreError::NotFound(format!("{role} `{human}` not found")),
-        Some((status,)) => StoreError::Conflict(format!("{role} `{human}` is {status}")),
-    })
 }
 
 /// Compares the keys a statement changed with those the decision expected: any difference
