@@ -12,12 +12,13 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use surety_core::clock::Clock;
 use surety_store::Store;
+use tower_http::LatencyUnit;
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -175,7 +176,9 @@ pub fn router(state: AppState) -> Router {
                 .and_then(|id| id.header_value().to_str().ok())
                 .unwrap_or("-");
             tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
-        }))
+        })
+        // One access-log line per request, at the level operators run with.
+        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Micros)))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
 }

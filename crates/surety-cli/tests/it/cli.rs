@@ -369,8 +369,15 @@ fn the_walk_through_works_end_to_end() {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
+    let access: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "finished processing request")
+        .collect();
+    assert!(access.len() > 10, "one access-log line per request: {log}");
     assert!(
-        lines.iter().any(|l| l["span"]["request_id"].is_string()),
+        access
+            .iter()
+            .all(|l| l["span"]["request_id"].is_string() && l["fields"]["status"].is_number()),
         "{log}"
     );
     assert!(
