@@ -10,7 +10,7 @@ use surety_jose::{KeyAlg, PrivateJwk, PublicJwk};
 use surety_sdk::keyfile;
 
 use crate::Globals;
-use crate::output::{self, Table};
+use crate::output::{self, Table, say};
 
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
@@ -207,7 +207,7 @@ fn print_agent(g: &Globals, a: &AgentView) -> anyhow::Result<()> {
     }
     output::fields(&pairs);
     if let Some(keys) = &a.keys {
-        println!();
+        say!();
         print_keys(keys);
     }
     Ok(())
@@ -240,7 +240,7 @@ pub async fn run(g: &Globals, cmd: AgentCommand) -> anyhow::Result<()> {
             "Private key written to {} (mode 0600). Public key:",
             out.display()
         );
-        println!("{}", serde_json::to_string_pretty(&key.public().to_json())?);
+        say!("{}", serde_json::to_string_pretty(&key.public().to_json())?);
         eprintln!("Thumbprint (kid): {}", key.thumbprint());
         return Ok(());
     }
@@ -267,7 +267,7 @@ pub async fn run(g: &Globals, cmd: AgentCommand) -> anyhow::Result<()> {
             if g.json {
                 return output::json(&agent);
             }
-            println!("{}", agent.id);
+            say!("{}", agent.id);
             return Ok(());
         }
         AgentCommand::List {

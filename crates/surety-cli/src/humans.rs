@@ -10,7 +10,7 @@ use surety_jose::{KeyAlg, PrivateJwk};
 use surety_sdk::{Profile, keyfile};
 
 use crate::Globals;
-use crate::output::{self, Table};
+use crate::output::{self, Table, say};
 
 /// `surety enroll`.
 #[derive(Debug, Args)]
@@ -125,16 +125,17 @@ pub async fn enroll(g: &Globals, args: EnrollArgs) -> anyhow::Result<()> {
             &serde_json::json!({"human_id": enrolled.human_id, "kid": enrolled.kid, "profile": args.out, "key_file": key_path}),
         )?;
     } else {
-        println!(
+        say!(
             "Enrolled device key {} for {}.",
-            enrolled.kid, enrolled.human_id
+            enrolled.kid,
+            enrolled.human_id
         );
-        println!("Profile:    {}", args.out.display());
-        println!(
+        say!("Profile:    {}", args.out.display());
+        say!(
             "Device key: {} (mode 0600; it never leaves this machine)",
             key_path.display()
         );
-        println!("Use it with: export SURETY_PROFILE={}", args.out.display());
+        say!("Use it with: export SURETY_PROFILE={}", args.out.display());
     }
     Ok(())
 }
@@ -153,7 +154,7 @@ fn print_human(g: &Globals, h: &HumanView) -> anyhow::Result<()> {
         ("updated", output::time(h.updated_at)),
     ]);
     if let Some(keys) = &h.keys {
-        println!();
+        say!();
         let mut t = Table::new(&["device key", "alg", "status", "created"]);
         for k in keys {
             t.row(vec![
@@ -172,7 +173,7 @@ pub async fn whoami(g: &Globals) -> anyhow::Result<()> {
     let client = g.client()?;
     let me = client.me().await?;
     if !g.json {
-        println!("server: {}", client.server());
+        say!("server: {}", client.server());
     }
     print_human(g, &me)
 }
@@ -192,13 +193,13 @@ pub async fn run(g: &Globals, cmd: HumanCommand) -> anyhow::Result<()> {
             if g.json {
                 return output::json(&created);
             }
-            println!("{}", created.human.id);
-            println!(
+            say!("{}", created.human.id);
+            say!(
                 "Enrollment code: {} (expires {})",
                 created.enrollment.code,
                 output::time(created.enrollment.expires_at)
             );
-            println!(
+            say!(
                 "On their own machine: surety enroll --server {} --code {} --out ~/.config/surety/profile.toml",
                 client.server(),
                 created.enrollment.code
@@ -240,9 +241,10 @@ pub async fn run(g: &Globals, cmd: HumanCommand) -> anyhow::Result<()> {
             if g.json {
                 return output::json(&h);
             }
-            println!(
+            say!(
                 "{} is now {} (their active agents were suspended)",
-                h.id, h.status
+                h.id,
+                h.status
             );
         }
         HumanCommand::Reactivate { id } => {
@@ -250,14 +252,14 @@ pub async fn run(g: &Globals, cmd: HumanCommand) -> anyhow::Result<()> {
             if g.json {
                 return output::json(&h);
             }
-            println!("{} is now {}", h.id, h.status);
+            say!("{} is now {}", h.id, h.status);
         }
         HumanCommand::EnrollCode { id } => {
             let code = client.enrollment_code(id).await?;
             if g.json {
                 return output::json(&code);
             }
-            println!(
+            say!(
                 "Enrollment code: {} (expires {})",
                 code.code,
                 output::time(code.expires_at)

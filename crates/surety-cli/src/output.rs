@@ -1,12 +1,39 @@
-//! Output: aligned tables for people, JSON (`--json`) for programs.
+//! Output: aligned tables for people, JSON (`--json`) for programs. Everything goes through
+//! [`write`], so that a closed pipe (`surety audit list | head`) ends the command quietly
+//! instead of panicking.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use serde::Serialize;
 
+/// Writes text to stdout. A reader that went away (broken pipe) ends the process with
+/// success; any other failure ends it with an error.
+pub fn write(text: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// `println!` through [`write`].
+macro_rules! say {
+    () => {
+        $crate::output::write("\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use say;
+
 /// Prints `value` as pretty JSON.
 pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    say!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -69,9 +96,9 @@ impl Table {
     /// Prints the table, or a note when it is empty.
     pub fn print(&self, empty: &str) {
         if self.rows.is_empty() {
-            println!("{empty}");
+            say!("{empty}");
         } else {
-            print!("{}", self.render());
+            write(&self.render());
         }
     }
 }
@@ -79,7 +106,7 @@ impl Table {
 /// Tells how to get the next page, if there is one.
 pub fn more(next_cursor: Option<&str>) {
     if let Some(c) = next_cursor {
-        println!("more: --cursor {c}");
+        say!("more: --cursor {c}");
     }
 }
 
@@ -94,7 +121,7 @@ pub fn time(t: time::OffsetDateTime) -> String {
 pub fn fields(pairs: &[(&str, String)]) {
     let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (k, v) in pairs {
-        println!("{:<width$}  {v}", format!("{k}:"), width = width + 1);
+        say!("{:<width$}  {v}", format!("{k}:"), width = width + 1);
     }
 }
 

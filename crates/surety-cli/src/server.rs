@@ -14,7 +14,7 @@ use surety_server::serve::{Server, shutdown_signal};
 use surety_store::Store;
 
 use crate::Globals;
-use crate::output;
+use crate::output::{self, say};
 
 /// Where the configuration comes from (shared by `init` and `serve`).
 #[derive(Debug, Args)]
@@ -177,7 +177,7 @@ pub async fn init(g: &Globals, args: InitArgs) -> anyhow::Result<()> {
             "profile": files.profile, "key_file": files.key,
         }))?;
     } else {
-        println!(
+        say!(
             "Initialized {} with admin {} <{}> ({})",
             config.data_dir.display(),
             admin.display_name,
@@ -225,14 +225,14 @@ pub fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
     match cmd {
         ConfigCommand::Check { file } => {
             let config = Config::load(Some(&file), |k| std::env::var(k).ok(), &[])?;
-            println!(
+            say!(
                 "{} is valid (issuer {}, database {})",
                 file.display(),
                 config.issuer_url(),
                 surety_store::redact_url(&config.database_url())
             );
         }
-        ConfigCommand::Docs => print!("{}", surety_server::config::reference_markdown()),
+        ConfigCommand::Docs => output::write(&surety_server::config::reference_markdown()),
     }
     Ok(())
 }
