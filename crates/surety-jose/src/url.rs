@@ -18,34 +18,36 @@ pub fn normalize_htu(raw: &str) -> Result<String, JoseError> {
     url.set_fragment(None);
     // `url` already lower-cases scheme and host, removes default ports and resolves dot
     // segments (§6.2.2.1, §6.2.2.3, §6.2.3); finish with percent-encoding (§6.2.2.2).
-    Ok(normalize_percent_encoding(url.as_str()))
+    normalize_percent_encoding(url.as_str())
+        .ok_or_else(|| bad("has a `%` that is not followed by two hex digits"))
 }
 
-/// Upper-cases percent-encoded hex digits and decodes octets that are unreserved.
-fn normalize_percent_encoding(s: &str) -> String {
+/// Upper-cases percent-encoded hex digits and decodes octets that are unreserved. A `%`
+/// not followed by two hex digits is not a URI (RFC 3986 §2.1): `None`, so that decoding
+/// can never assemble a new escape from the pieces of a broken one.
+fn normalize_percent_encoding(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = String::with_capacity(s.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            let octet = hi * 16 + lo;
-            if octet.is_ascii_alphanumeric() || matches!(octet, b'-' | b'.' | b'_' | b'~') {
-                out.push(char::from(octet));
-            } else {
-                out.push('%');
-                out.push(char::from(bytes[i + 1].to_ascii_uppercase()));
-                out.push(char::from(bytes[i + 2].to_ascii_uppercase()));
-            }
-            i += 3;
-        } else {
+        if bytes[i] != b'%' {
             out.push(char::from(bytes[i]));
             i += 1;
+            continue;
         }
+        let hi = bytes.get(i + 1).copied().and_then(hex)?;
+        let lo = bytes.get(i + 2).copied().and_then(hex)?;
+        let octet = hi * 16 + lo;
+        if octet.is_ascii_alphanumeric() || matches!(octet, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(octet));
+        } else {
+            out.push('%');
+            out.push(char::from(bytes[i + 1].to_ascii_uppercase()));
+            out.push(char::from(bytes[i + 2].to_ascii_uppercase()));
+        }
+        i += 3;
     }
-    out
+    Some(out)
 }
 
 fn hex(b: u8) -> Option<u8> {
