@@ -427,30 +427,24 @@ async fn agents_list_in_keyset_pages() {
         }
     }
     assert_eq!(seen, ids);
-    let err = admin
-        .list_agents(&AgentQuery {
+    let bad = [
+        AgentQuery {
             limit: Some(0),
             ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.status(), Some(400));
-    let err = admin
-        .list_agents(&AgentQuery {
+        },
+        AgentQuery {
             status: Some("sleeping".into()),
             ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.status(), Some(400));
-    let err = admin
-        .list_agents(&AgentQuery {
+        },
+        AgentQuery {
             cursor: Some("'; DROP TABLE agents; --".into()),
             ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.status(), Some(400));
+        },
+    ];
+    for q in bad {
+        let err = admin.list_agents(&q).await.unwrap_err();
+        assert_eq!(err.status(), Some(400), "{q:?}");
+    }
 }
 
 #[tokio::test]
