@@ -48,8 +48,24 @@ named_enum! {
         AgentKeyRetired = "agent.key_retired",
         /// An agent key was revoked.
         AgentKeyRevoked = "agent.key_revoked",
+        /// A grant was created (`active`) or proposed (`proposed`).
+        GrantCreated = "grant.created",
+        /// A proposed grant was accepted by its principal.
+        GrantAccepted = "grant.accepted",
+        /// A proposed grant was declined by its principal.
+        GrantDeclined = "grant.declined",
+        /// A grant was revoked.
+        GrantRevoked = "grant.revoked",
         /// An access token was issued.
         TokenIssued = "token.issued",
+        /// An access token was revoked (RFC 7009).
+        TokenRevoked = "token.revoked",
+        /// An organisation signing key was created.
+        SigningKeyCreated = "signing_key.created",
+        /// The signing key was rotated: a new key signs, the old one stays published.
+        SigningKeyRotated = "signing_key.rotated",
+        /// A resource server was registered as a client.
+        ResourceServerRegistered = "resource_server.registered",
     }
 }
 

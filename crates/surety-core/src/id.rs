@@ -110,6 +110,18 @@ prefixed_id!(
     "agent"
 );
 prefixed_id!(
+    /// A grant: a human's delegation of bounded authority to an agent.
+    GrantId,
+    "grt_",
+    "grant"
+);
+prefixed_id!(
+    /// A resource server registered as an OAuth client (for introspection).
+    ResourceServerId,
+    "rsv_",
+    "resource server"
+);
+prefixed_id!(
     /// An audit event.
     EventId,
     "evt_",

@@ -5,12 +5,15 @@ pub mod access;
 pub mod agent;
 pub mod audit;
 pub mod clock;
+pub mod delegation;
 pub mod error;
+pub mod grant;
 pub mod human;
 pub mod id;
 pub mod key;
 mod names;
 pub mod page;
+pub mod scope;
 pub mod validate;
 
 pub use error::{FieldError, RuleError, TransitionError};

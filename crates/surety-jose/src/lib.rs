@@ -12,7 +12,9 @@ mod error;
 pub mod jwk;
 pub mod jws;
 pub mod rfc7523;
+pub mod rfc9068;
 pub mod rfc9449;
+pub mod seal;
 pub mod url;
 
 pub use error::JoseError;

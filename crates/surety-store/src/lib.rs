@@ -19,8 +19,9 @@ use time::OffsetDateTime;
 
 use surety_core::agent::{Agent, AgentStatus};
 use surety_core::audit::{AuditEvent, AuditFilter, AuditScope, NewEvent};
+use surety_core::grant::{Grant, GrantStatus};
 use surety_core::human::{Human, HumanStatus, Role};
-use surety_core::id::{AgentId, HumanId, PrincipalId};
+use surety_core::id::{AgentId, GrantId, HumanId, PrincipalId, ResourceServerId};
 use surety_core::key::{KeyRecord, KeyStatus};
 use surety_core::page::{Page, PageRequest};
 
@@ -44,6 +45,8 @@ pub(crate) enum Serial {
     Admins,
     /// Appends to the audit log: commit order equals `seq` order.
     Audit,
+    /// Creating and rotating the organisation's signing keys.
+    SigningKeys,
 }
 
 /// Result of a storage operation.
@@ -134,6 +137,107 @@ pub struct AccessTokenRecord {
     pub issued_at: OffsetDateTime,
     /// When it expires.
     pub expires_at: OffsetDateTime,
+}
+
+/// Filters for listing grants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantFilter {
+    /// Only grants to this agent.
+    pub agent: Option<AgentId>,
+    /// Only grants of this principal.
+    pub principal: Option<HumanId>,
+    /// Only grants in this stored state.
+    pub status: Option<GrantStatus>,
+    /// Only grants this human may see: theirs as principal, or for an agent they own.
+    pub visible_to: Option<HumanId>,
+}
+
+/// A decided change of a grant's state, to apply if the grant is still in `from`.
+#[derive(Debug, Clone)]
+pub struct GrantStatusChange {
+    /// Which grant.
+    pub id: GrantId,
+    /// Stored state the decision was made on.
+    pub from: GrantStatus,
+    /// New state.
+    pub to: GrantStatus,
+    /// Reason (revoking, declining).
+    pub reason: Option<String>,
+    /// When; moving to `active` also requires the grant to be unexpired at this instant.
+    pub at: OffsetDateTime,
+}
+
+/// An organisation signing key as stored: the private half sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    /// RFC 7638 thumbprint of the public key.
+    pub kid: String,
+    /// JWS algorithm (`EdDSA` or `ES256`).
+    pub alg: String,
+    /// The public JWK.
+    pub public_jwk: serde_json::Value,
+    /// The private JWK, sealed under the key-encryption key.
+    pub sealed_private: Vec<u8>,
+    /// `active` (the signer) or `retired`.
+    pub status: String,
+    /// When created.
+    pub created_at: OffsetDateTime,
+    /// When rotation retired it.
+    pub retired_at: Option<OffsetDateTime>,
+    /// Until when a retired key stays published (its last tokens expire by then).
+    pub publish_until: Option<OffsetDateTime>,
+}
+
+/// A resource server registered as an OAuth client: it authenticates to introspection
+/// with `private_key_jwt` and learns only about tokens for its audience.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceServer {
+    /// `rsv_…`: its `client_id`.
+    pub id: ResourceServerId,
+    /// Display name.
+    pub name: String,
+    /// The audience (resource URL) tokens name for it.
+    pub audience: String,
+    /// Thumbprint of its public key.
+    pub kid: String,
+    /// Its public JWK.
+    pub jwk: serde_json::Value,
+    /// `active` or `disabled`.
+    pub status: String,
+    /// The admin who registered it.
+    pub created_by: HumanId,
+    /// When.
+    pub created_at: OffsetDateTime,
+}
+
+/// What to read to decide whether a token is still active.
+#[derive(Debug, Clone)]
+pub struct StandingQuery<'a> {
+    /// The token's grant.
+    pub grant: GrantId,
+    /// The token's principal.
+    pub principal: HumanId,
+    /// Every agent of the chain.
+    pub agents: &'a [AgentId],
+    /// Every key the chain is bound to (the token's and its parents' `cnf.jkt`).
+    pub keys: &'a [&'a str],
+    /// The token's `jti` and its parents'.
+    pub jtis: &'a [&'a str],
+}
+
+/// The current states a token depends on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenStanding {
+    /// The grant, if it exists.
+    pub grant: Option<Grant>,
+    /// The principal's state and revocation watermark, if they exist.
+    pub principal: Option<(HumanStatus, Option<OffsetDateTime>)>,
+    /// Each agent found, with its state and revocation watermark.
+    pub agents: Vec<(AgentId, AgentStatus, Option<OffsetDateTime>)>,
+    /// Each key found.
+    pub keys: Vec<KeyRecord>,
+    /// Whether any of the `jtis` was revoked.
+    pub revoked: bool,
 }
 
 /// Bootstrapping a new deployment.
@@ -286,6 +390,70 @@ pub trait AuditStore {
     ) -> Result<Page<AuditEvent>>;
 }
 
+/// Grants: delegations from humans to agents.
+#[async_trait]
+pub trait GrantStore {
+    /// Stores a new grant. Its principal must be active (held until commit) and its agent
+    /// active; otherwise [`StoreError::Conflict`] (or [`StoreError::NotFound`]).
+    async fn create_grant(&self, grant: &Grant, events: &[NewEvent]) -> Result<()>;
+    /// One grant.
+    async fn get_grant(&self, id: GrantId) -> Result<Option<Grant>>;
+    /// Grants ordered by id (creation time), keyset-paginated.
+    async fn list_grants(&self, filter: &GrantFilter, page: &PageRequest) -> Result<Page<Grant>>;
+    /// Applies a decided state change. Moving to `active` requires, until commit, an active
+    /// principal, an active agent and an unexpired grant.
+    async fn change_grant_status(&self, change: &GrantStatusChange, events: &[NewEvent]) -> Result<()>;
+}
+
+/// The organisation's signing keys.
+#[async_trait]
+pub trait SigningKeyStore {
+    /// Keys to publish at `now`: the active one(s) and retired keys still within
+    /// `publish_until`, newest first.
+    async fn published_signing_keys(&self, now: OffsetDateTime) -> Result<Vec<SigningKeyRecord>>;
+    /// Every key ever made, newest first.
+    async fn all_signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;
+    /// Stores `key` as the signer if there is none yet (the first node to start makes it);
+    /// returns whether it was stored.
+    async fn create_first_signing_key(&self, key: &SigningKeyRecord, events: &[NewEvent]) -> Result<bool>;
+    /// Makes `key` the signer and retires the current one(s), published until
+    /// `publish_until`. Returns the retired kids.
+    async fn rotate_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        publish_until: OffsetDateTime,
+        events: &[NewEvent],
+    ) -> Result<Vec<String>>;
+}
+
+/// Resource servers registered as clients.
+#[async_trait]
+pub trait ResourceServerStore {
+    /// Registers one. A taken audience or key → [`StoreError::Conflict`].
+    async fn create_resource_server(&self, rs: &ResourceServer, events: &[NewEvent]) -> Result<()>;
+    /// One resource server.
+    async fn get_resource_server(&self, id: ResourceServerId) -> Result<Option<ResourceServer>>;
+    /// Every resource server, by id.
+    async fn list_resource_servers(&self) -> Result<Vec<ResourceServer>>;
+}
+
+/// Issued tokens are not stored; these record what their activity depends on.
+#[async_trait]
+pub trait CredentialStore {
+    /// Records an access token issued to `agent` (its audit events, and `last_seen_at`).
+    async fn record_token_issued(&self, agent: AgentId, at: OffsetDateTime, events: &[NewEvent]) -> Result<()>;
+    /// Revokes one token until `expires_at`; `false` if it was already revoked.
+    async fn revoke_token(
+        &self,
+        jti: &str,
+        expires_at: OffsetDateTime,
+        at: OffsetDateTime,
+        events: &[NewEvent],
+    ) -> Result<bool>;
+    /// The current states a token depends on.
+    async fn token_standing(&self, query: &StandingQuery<'_>) -> Result<TokenStanding>;
+}
+
 /// Everything Surety stores.
 #[async_trait]
 pub trait Store:
@@ -297,6 +465,10 @@ pub trait Store:
     + TokenStore
     + ReplayStore
     + AuditStore
+    + GrantStore
+    + SigningKeyStore
+    + ResourceServerStore
+    + CredentialStore
     + Debug
     + Send
     + Sync

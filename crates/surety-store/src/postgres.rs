@@ -64,6 +64,7 @@ async fn serialize(tx: &mut sqlx::Transaction<'static, Db>, rule: Serial) -> Res
     let key: i64 = match rule {
         Serial::Admins => 0x5355_5245_0000_0001,
         Serial::Audit => 0x5355_5245_0000_0002,
+        Serial::SigningKeys => 0x5355_5245_0000_0003,
     };
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(key)
@@ -90,6 +91,10 @@ async fn human_status_shared(
 mod agents;
 #[path = "shared/audit.rs"]
 mod audit;
+#[path = "shared/credentials.rs"]
+mod credentials;
+#[path = "shared/grants.rs"]
+mod grants;
 #[path = "shared/humans.rs"]
 mod humans;
 #[path = "shared/keys.rs"]

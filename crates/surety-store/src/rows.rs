@@ -6,12 +6,14 @@ use std::str::FromStr;
 
 use surety_core::agent::Agent;
 use surety_core::audit::{AuditEvent, NewEvent};
+use surety_core::grant::Grant;
+use surety_core::scope::ScopeSet;
 use surety_core::human::Human;
 use surety_core::key::KeyRecord;
 
 use crate::dbtime::DbTime;
 use crate::error::StoreError;
-use crate::{AccessTokenRecord, Result};
+use crate::{AccessTokenRecord, ResourceServer, Result, SigningKeyRecord};
 
 fn parse<T: FromStr>(what: &str, value: &str) -> Result<T>
 where
@@ -178,6 +180,111 @@ impl TryFrom<AccessTokenRow> for AccessTokenRecord {
             scope: r.scope,
             issued_at: r.issued_at.0,
             expires_at: r.expires_at.0,
+        })
+    }
+}
+
+pub(crate) const GRANT_COLUMNS: &str = "id, agent_id, principal_id, created_by, scopes, resources, \
+    constraints, max_delegation_depth, status, status_reason, created_at, updated_at, expires_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct GrantRow {
+    id: String,
+    agent_id: String,
+    principal_id: String,
+    created_by: String,
+    scopes: String,
+    resources: String,
+    constraints: String,
+    max_delegation_depth: i64,
+    status: String,
+    status_reason: Option<String>,
+    created_at: DbTime,
+    updated_at: DbTime,
+    expires_at: DbTime,
+}
+
+impl TryFrom<GrantRow> for Grant {
+    type Error = StoreError;
+    fn try_from(r: GrantRow) -> Result<Self> {
+        let scopes: Vec<String> = json("scopes", &r.scopes)?;
+        Ok(Grant {
+            id: parse("grant id", &r.id)?,
+            agent: parse("agent id", &r.agent_id)?,
+            principal: parse("principal id", &r.principal_id)?,
+            created_by: parse("creator id", &r.created_by)?,
+            scopes: ScopeSet::from_tokens("scopes", &scopes).map_err(StoreError::corrupt)?,
+            resources: json("resources", &r.resources)?,
+            constraints: json("constraints", &r.constraints)?,
+            max_delegation_depth: u32::try_from(r.max_delegation_depth)
+                .map_err(StoreError::corrupt)?,
+            status: parse("grant status", &r.status)?,
+            status_reason: r.status_reason,
+            created_at: r.created_at.0,
+            updated_at: r.updated_at.0,
+            expires_at: r.expires_at.0,
+        })
+    }
+}
+
+pub(crate) const SIGNING_KEY_COLUMNS: &str =
+    "kid, alg, public_jwk, sealed_private, status, created_at, retired_at, publish_until";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SigningKeyRow {
+    kid: String,
+    alg: String,
+    public_jwk: String,
+    sealed_private: Vec<u8>,
+    status: String,
+    created_at: DbTime,
+    retired_at: Option<DbTime>,
+    publish_until: Option<DbTime>,
+}
+
+impl TryFrom<SigningKeyRow> for SigningKeyRecord {
+    type Error = StoreError;
+    fn try_from(r: SigningKeyRow) -> Result<Self> {
+        Ok(SigningKeyRecord {
+            kid: r.kid,
+            alg: r.alg,
+            public_jwk: json("public_jwk", &r.public_jwk)?,
+            sealed_private: r.sealed_private,
+            status: r.status,
+            created_at: r.created_at.0,
+            retired_at: r.retired_at.map(|t| t.0),
+            publish_until: r.publish_until.map(|t| t.0),
+        })
+    }
+}
+
+pub(crate) const RESOURCE_SERVER_COLUMNS: &str =
+    "id, name, audience, kid, jwk, status, created_by, created_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ResourceServerRow {
+    id: String,
+    name: String,
+    audience: String,
+    kid: String,
+    jwk: String,
+    status: String,
+    created_by: String,
+    created_at: DbTime,
+}
+
+impl TryFrom<ResourceServerRow> for ResourceServer {
+    type Error = StoreError;
+    fn try_from(r: ResourceServerRow) -> Result<Self> {
+        Ok(ResourceServer {
+            id: parse("resource server id", &r.id)?,
+            name: r.name,
+            audience: r.audience,
+            kid: r.kid,
+            jwk: json("jwk", &r.jwk)?,
+            status: r.status,
+            created_by: parse("creator id", &r.created_by)?,
+            created_at: r.created_at.0,
         })
     }
 }

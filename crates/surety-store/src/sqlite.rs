@@ -79,6 +79,10 @@ async fn human_status_shared(
 mod agents;
 #[path = "shared/audit.rs"]
 mod audit;
+#[path = "shared/credentials.rs"]
+mod credentials;
+#[path = "shared/grants.rs"]
+mod grants;
 #[path = "shared/humans.rs"]
 mod humans;
 #[path = "shared/keys.rs"]

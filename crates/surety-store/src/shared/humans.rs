@@ -129,7 +129,9 @@ impl HumanStore for Backend {
         let mut tx = self.writer().begin().await?;
         super::serialize(&mut tx, Serial::Admins).await?;
         let updated = sqlx::query(
-            "UPDATE humans SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4",
+            "UPDATE humans SET status = $1, updated_at = $2, \
+             tokens_not_before = CASE WHEN $1 = 'active' THEN tokens_not_before ELSE $2 END \
+             WHERE id = $3 AND status = $4",
         )
         .bind(change.to.as_str())
         .bind(DbTime::from(change.at))
@@ -160,7 +162,8 @@ impl HumanStore for Backend {
             }
             // Off-boarding: every active agent of this owner is suspended, each audited.
             let rows: Vec<AgentRow> = sqlx::query_as(
-                "UPDATE agents SET status = $1, status_reason = $2, updated_at = $3 \
+                "UPDATE agents SET status = $1, status_reason = $2, updated_at = $3, \
+                 tokens_not_before = $3 \
                  WHERE owner_id = $4 AND status = $5 \
                  RETURNING id, name, owner_id, purpose, environment, labels, status, \
                  status_reason, created_at, updated_at, last_seen_at",

@@ -70,6 +70,7 @@ impl ReplayStore for Backend {
         for sql in [
             "DELETE FROM replay_cache WHERE expires_at <= $1",
             "DELETE FROM access_tokens WHERE expires_at <= $1",
+            "DELETE FROM revoked_tokens WHERE expires_at <= $1",
             "DELETE FROM enrollment_codes WHERE used_at IS NULL AND expires_at <= $1",
         ] {
             purged += sqlx::query(sql)

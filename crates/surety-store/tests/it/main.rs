@@ -11,6 +11,7 @@
 mod agents;
 mod audit;
 mod concurrency;
+mod credentials;
 mod fixtures;
 mod humans;
 mod keys;

@@ -1,0 +1,60 @@
+-- Delegated credentials: grants, organisation signing keys, resource servers, and what
+-- revocation needs (SQLite).
+
+-- Tokens issued before these instants are inactive even if the principal or agent is
+-- active again (set whenever either leaves `active`).
+ALTER TABLE humans ADD COLUMN tokens_not_before TEXT;
+ALTER TABLE agents ADD COLUMN tokens_not_before TEXT;
+
+-- `expired` is not stored: a grant past `expires_at` is expired whatever `status` says.
+CREATE TABLE grants (
+    id                   TEXT PRIMARY KEY,
+    agent_id             TEXT NOT NULL REFERENCES agents (id),
+    principal_id         TEXT NOT NULL REFERENCES humans (id),
+    created_by           TEXT NOT NULL REFERENCES humans (id),
+    scopes               TEXT NOT NULL,
+    resources            TEXT NOT NULL,
+    constraints          TEXT NOT NULL,
+    max_delegation_depth INTEGER NOT NULL CHECK (max_delegation_depth >= 0),
+    status               TEXT NOT NULL CHECK (status IN ('proposed', 'active', 'revoked', 'declined')),
+    status_reason        TEXT,
+    created_at           TEXT NOT NULL,
+    updated_at           TEXT NOT NULL,
+    expires_at           TEXT NOT NULL
+);
+CREATE INDEX grants_agent_idx ON grants (agent_id, id);
+CREATE INDEX grants_principal_idx ON grants (principal_id, id);
+
+-- Private halves are sealed (AES-256-GCM) under a key-encryption key that is never stored
+-- here. A retired key stays published until `publish_until`.
+CREATE TABLE signing_keys (
+    kid            TEXT PRIMARY KEY,
+    alg            TEXT NOT NULL,
+    public_jwk     TEXT NOT NULL,
+    sealed_private BLOB NOT NULL,
+    status         TEXT NOT NULL CHECK (status IN ('active', 'retired')),
+    created_at     TEXT NOT NULL,
+    retired_at     TEXT,
+    publish_until  TEXT
+);
+
+CREATE TABLE resource_servers (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    audience   TEXT NOT NULL,
+    kid        TEXT NOT NULL,
+    jwk        TEXT NOT NULL,
+    status     TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+    created_by TEXT NOT NULL REFERENCES humans (id),
+    created_at TEXT NOT NULL,
+    CONSTRAINT resource_servers_audience_key UNIQUE (audience),
+    CONSTRAINT resource_servers_kid_key UNIQUE (kid)
+);
+
+-- Access tokens revoked one by one (RFC 7009), kept until they would have expired anyway.
+CREATE TABLE revoked_tokens (
+    jti        TEXT PRIMARY KEY,
+    revoked_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE INDEX revoked_tokens_expiry_idx ON revoked_tokens (expires_at);

@@ -1,0 +1,289 @@
+//! Organisation signing keys, resource servers, and the state that access tokens depend
+//! on (revoked `jti`s, watermarks, statuses) — issued tokens themselves are not stored.
+
+use async_trait::async_trait;
+use sqlx::{AssertSqlSafe, QueryBuilder};
+use surety_core::agent::AgentStatus;
+use surety_core::audit::NewEvent;
+use surety_core::grant::Grant;
+use surety_core::human::HumanStatus;
+use surety_core::id::{AgentId, ResourceServerId};
+use surety_core::key::KeyRecord;
+use time::OffsetDateTime;
+
+use super::tx::{Tx, insert_events};
+use super::{Backend, Db};
+use crate::dbtime::DbTime;
+use crate::error::unique_as_conflict;
+use crate::rows::{
+    GRANT_COLUMNS, GrantRow, KeyRow, RESOURCE_SERVER_COLUMNS, ResourceServerRow,
+    SIGNING_KEY_COLUMNS, SigningKeyRow, convert, to_json_text,
+};
+use crate::{
+    CredentialStore, ResourceServer, ResourceServerStore, Result, Serial, SigningKeyRecord,
+    SigningKeyStore, StandingQuery, StoreError, TokenStanding,
+};
+
+async fn insert_signing_key(tx: &mut Tx, k: &SigningKeyRecord) -> Result<()> {
+    sqlx::query(AssertSqlSafe(format!(
+        "INSERT INTO signing_keys ({SIGNING_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    )))
+    .bind(&k.kid)
+    .bind(&k.alg)
+    .bind(to_json_text(&k.public_jwk)?)
+    .bind(&k.sealed_private)
+    .bind(&k.status)
+    .bind(DbTime::from(k.created_at))
+    .bind(k.retired_at.map(DbTime::from))
+    .bind(k.publish_until.map(DbTime::from))
+    .execute(&mut **tx)
+    .await
+    .map_err(unique_as_conflict(|| format!("signing key `{}` already exists", k.kid)))?;
+    Ok(())
+}
+
+#[async_trait]
+impl SigningKeyStore for Backend {
+    async fn published_signing_keys(&self, now: OffsetDateTime) -> Result<Vec<SigningKeyRecord>> {
+        let rows: Vec<SigningKeyRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {SIGNING_KEY_COLUMNS} FROM signing_keys \
+             WHERE status = 'active' OR publish_until > $1 ORDER BY created_at DESC, kid"
+        )))
+        .bind(DbTime::from(now))
+        .fetch_all(self.reader())
+        .await?;
+        convert(rows)
+    }
+
+    async fn all_signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
+        let rows: Vec<SigningKeyRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {SIGNING_KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid"
+        )))
+        .fetch_all(self.reader())
+        .await?;
+        convert(rows)
+    }
+
+    async fn create_first_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        events: &[NewEvent],
+    ) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        super::serialize(&mut tx, Serial::SigningKeys).await?;
+        let existing: Option<(i32,)> =
+            sqlx::query_as("SELECT 1 FROM signing_keys WHERE status = 'active' LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        if existing.is_some() {
+            return Ok(false);
+        }
+        insert_signing_key(&mut tx, key).await?;
+        insert_events(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn rotate_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        publish_until: OffsetDateTime,
+        events: &[NewEvent],
+    ) -> Result<Vec<String>> {
+        let mut tx = self.writer().begin().await?;
+        super::serialize(&mut tx, Serial::SigningKeys).await?;
+        let retired: Vec<(String,)> = sqlx::query_as(
+            "UPDATE signing_keys SET status = 'retired', retired_at = $1, publish_until = $2 \
+             WHERE status = 'active' RETURNING kid",
+        )
+        .bind(DbTime::from(key.created_at))
+        .bind(DbTime::from(publish_until))
+        .fetch_all(&mut *tx)
+        .await?;
+        insert_signing_key(&mut tx, key).await?;
+        insert_events(&mut tx, events).await?;
+        tx.commit().await?;
+        let mut kids: Vec<String> = retired.into_iter().map(|(k,)| k).collect();
+        kids.sort();
+        Ok(kids)
+    }
+}
+
+#[async_trait]
+impl ResourceServerStore for Backend {
+    async fn create_resource_server(&self, rs: &ResourceServer, events: &[NewEvent]) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
+        // One key, one identity: a key registered to an agent or human is not reusable here.
+        let taken: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM public_keys WHERE kid = $1")
+            .bind(&rs.kid)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if taken.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "key `{}` is already registered to an agent or human",
+                rs.kid
+            )));
+        }
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO resource_servers ({RESOURCE_SERVER_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        )))
+        .bind(rs.id.to_string())
+        .bind(&rs.name)
+        .bind(&rs.audience)
+        .bind(&rs.kid)
+        .bind(to_json_text(&rs.jwk)?)
+        .bind(&rs.status)
+        .bind(rs.created_by.to_string())
+        .bind(DbTime::from(rs.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(unique_as_conflict(|| {
+            format!(
+                "a resource server for audience `{}` or with key `{}` is already registered",
+                rs.audience, rs.kid
+            )
+        }))?;
+        insert_events(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_resource_server(&self, id: ResourceServerId) -> Result<Option<ResourceServer>> {
+        let row: Option<ResourceServerRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {RESOURCE_SERVER_COLUMNS} FROM resource_servers WHERE id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(ResourceServer::try_from).transpose()
+    }
+
+    async fn list_resource_servers(&self) -> Result<Vec<ResourceServer>> {
+        let rows: Vec<ResourceServerRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {RESOURCE_SERVER_COLUMNS} FROM resource_servers ORDER BY id"
+        )))
+        .fetch_all(self.reader())
+        .await?;
+        convert(rows)
+    }
+}
+
+#[async_trait]
+impl CredentialStore for Backend {
+    async fn record_token_issued(
+        &self,
+        agent: AgentId,
+        at: OffsetDateTime,
+        events: &[NewEvent],
+    ) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query("UPDATE agents SET last_seen_at = $1 WHERE id = $2")
+            .bind(DbTime::from(at))
+            .bind(agent.to_string())
+            .execute(&mut *tx)
+            .await?;
+        insert_events(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn revoke_token(
+        &self,
+        jti: &str,
+        expires_at: OffsetDateTime,
+        at: OffsetDateTime,
+        events: &[NewEvent],
+    ) -> Result<bool> {
+        let mut tx = self.writer().begin().await?;
+        let done = sqlx::query(
+            "INSERT INTO revoked_tokens (jti, revoked_at, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(DbTime::from(at))
+        .bind(DbTime::from(expires_at))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        insert_events(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn token_standing(&self, q: &StandingQuery<'_>) -> Result<TokenStanding> {
+        // One connection for every read, so the answer comes from one moment on SQLite
+        // (a snapshot per statement on PostgreSQL, which only errs towards "inactive" if a
+        // change commits in between: every state here only ever moves away from active,
+        // except reinstatement, which the watermarks cover).
+        let mut conn = self.reader().acquire().await?;
+        let grant: Option<GrantRow> =
+            sqlx::query_as(AssertSqlSafe(format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = $1")))
+                .bind(q.grant.to_string())
+                .fetch_optional(&mut *conn)
+                .await?;
+        let grant = grant.map(Grant::try_from).transpose()?;
+        let principal: Option<(String, Option<DbTime>)> =
+            sqlx::query_as("SELECT status, tokens_not_before FROM humans WHERE id = $1")
+                .bind(q.principal.to_string())
+                .fetch_optional(&mut *conn)
+                .await?;
+        let principal = principal
+            .map(|(s, w)| Ok::<_, StoreError>((s.parse::<HumanStatus>().map_err(StoreError::corrupt)?, w.map(|t| t.0))))
+            .transpose()?;
+        let mut agents = Vec::with_capacity(q.agents.len());
+        if !q.agents.is_empty() {
+            let mut b = QueryBuilder::<Db>::new(
+                "SELECT id, status, tokens_not_before FROM agents WHERE id IN (",
+            );
+            let mut list = b.separated(", ");
+            for a in q.agents {
+                list.push_bind(a.to_string());
+            }
+            b.push(")");
+            let rows: Vec<(String, String, Option<DbTime>)> =
+                b.build_query_as().fetch_all(&mut *conn).await?;
+            for (id, status, watermark) in rows {
+                agents.push((
+                    id.parse::<AgentId>().map_err(StoreError::corrupt)?,
+                    status.parse::<AgentStatus>().map_err(StoreError::corrupt)?,
+                    watermark.map(|t| t.0),
+                ));
+            }
+        }
+        let mut keys = Vec::with_capacity(q.keys.len());
+        if !q.keys.is_empty() {
+            let mut b = QueryBuilder::<Db>::new(
+                "SELECT kid, holder_id, alg, jwk, status, created_at, status_changed_at \
+                 FROM public_keys WHERE kid IN (",
+            );
+            let mut list = b.separated(", ");
+            for k in q.keys {
+                list.push_bind(k.to_string());
+            }
+            b.push(")");
+            let rows: Vec<KeyRow> = b.build_query_as().fetch_all(&mut *conn).await?;
+            keys = convert::<KeyRow, KeyRecord>(rows)?;
+        }
+        let mut revoked = false;
+        if !q.jtis.is_empty() {
+            let mut b = QueryBuilder::<Db>::new("SELECT jti FROM revoked_tokens WHERE jti IN (");
+            let mut list = b.separated(", ");
+            for j in q.jtis {
+                list.push_bind(j.to_string());
+            }
+            b.push(") LIMIT 1");
+            let row: Option<(String,)> = b.build_query_as().fetch_optional(&mut *conn).await?;
+            revoked = row.is_some();
+        }
+        Ok(TokenStanding {
+            grant,
+            principal,
+            agents,
+            keys,
+            revoked,
+        })
+    }
+}
