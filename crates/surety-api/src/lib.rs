@@ -3,6 +3,7 @@
 //! spec defines them.
 
 pub mod admin;
+pub mod credentials;
 pub mod error;
 pub mod oauth;
 mod schema;

@@ -8,6 +8,12 @@ pub const GRANT_TYPE_JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-be
 /// RFC 7523 §2.2 client assertion type.
 pub const CLIENT_ASSERTION_TYPE_JWT_BEARER: &str =
     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// RFC 8693 §2.1 token exchange grant.
+pub const GRANT_TYPE_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 8693 §3 token type of access tokens.
+pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// Surety's token type for a grant id used as `subject_token`.
+pub const TOKEN_TYPE_GRANT: &str = "urn:surety:params:oauth:token-type:grant";
 /// The only scope of admin access tokens.
 pub const SCOPE_ADMIN: &str = "admin";
 /// RFC 9449 token type of DPoP-bound tokens.
@@ -27,4 +33,7 @@ pub struct TokenResponse {
     /// Granted scope.
     #[schema(example = "admin")]
     pub scope: String,
+    /// RFC 8693 §2.2.1: the type of the issued token (token exchange only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<String>,
 }

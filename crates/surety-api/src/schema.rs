@@ -64,3 +64,19 @@ pub(crate) fn event_kind() -> RefOr<Schema> {
             .map(|r| r.as_str()),
     )
 }
+
+pub(crate) fn grant_id() -> RefOr<Schema> {
+    pattern("^grt_[0-9a-f]{32}$", "grt_01936d3c8f6a7b2c9d0e1f2a3b4c5d6e")
+}
+
+pub(crate) fn resource_server_id() -> RefOr<Schema> {
+    pattern("^rsv_[0-9a-f]{32}$", "rsv_01936d3c8f6a7b2c9d0e1f2a3b4c5d6e")
+}
+
+pub(crate) fn grant_status() -> RefOr<Schema> {
+    string_enum(
+        surety_core::grant::GrantStatus::ALL
+            .iter()
+            .map(|r| r.as_str()),
+    )
+}

@@ -23,14 +23,22 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::admin::{agents, audit, enroll, humans};
+use crate::admin::{agents, audit, credentials, enroll, grants, humans};
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::keyring::{KeyRing, KeyRingError};
 use crate::nonce::NonceIssuer;
+use surety_jose::KeyAlg;
 use crate::{oauth, ops, telemetry};
 
 /// Path of the token endpoint.
 pub const TOKEN_PATH: &str = "/oauth2/token";
+/// Path of the introspection endpoint.
+pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
+/// Path of the revocation endpoint.
+pub const REVOKE_PATH: &str = "/oauth2/revoke";
+/// Path of the JWK Set.
+pub const JWKS_PATH: &str = "/jwks";
 /// Path of the enrollment endpoint.
 pub const ENROLL_PATH: &str = "/v1/enroll";
 /// Path of the OpenAPI document.
@@ -49,20 +57,35 @@ pub struct AppState {
     pub issuer: Arc<str>,
     /// DPoP nonces.
     pub nonces: Arc<NonceIssuer>,
+    /// The organisation's signing keys.
+    pub keys: Arc<KeyRing>,
     /// Metrics.
     pub metrics: PrometheusHandle,
 }
 
 impl AppState {
-    /// Builds the state: loads the shared nonce key from the store.
+    /// Builds the state: loads the shared nonce key and the signing keys from the store.
     pub async fn new(
         config: Config,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, surety_store::StoreError> {
+    ) -> Result<Self, KeyRingError> {
         let nonces =
             NonceIssuer::load(store.as_ref(), config.dpop_nonce_lifetime, clock.now()).await?;
+        let alg: KeyAlg = config.signing_alg.parse().map_err(|_| KeyRingError::Kek {
+            path: config.kek_path(),
+            reason: format!("unknown signing algorithm `{}`", config.signing_alg),
+        })?;
+        let keys = KeyRing::load(
+            store.as_ref(),
+            &config.kek_path(),
+            alg,
+            config.key_refresh_interval,
+            clock.now(),
+        )
+        .await?;
         Ok(Self {
+            keys: Arc::new(keys),
             issuer: config.issuer_url().into(),
             store,
             clock,
@@ -87,7 +110,9 @@ impl AppState {
         license(name = "Apache-2.0")
     ),
     tags(
-        (name = "oauth", description = "OAuth 2.0 endpoints (RFC 6749, RFC 7523, RFC 9449)"),
+        (name = "oauth", description = "OAuth 2.0 endpoints (RFC 6749, RFC 7523, RFC 8693, RFC 7662, RFC 7009, RFC 8414, RFC 9449)"),
+        (name = "grants", description = "Delegations from humans to agents"),
+        (name = "credentials", description = "Resource servers and the organisation's signing keys"),
         (name = "humans", description = "Human principals and their device keys"),
         (name = "agents", description = "Agent identities, lifecycle and keys"),
         (name = "audit", description = "The audit log"),
@@ -112,6 +137,19 @@ fn with_dpop_scheme(mut doc: serde_json::Value) -> serde_json::Value {
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(oauth::token))
+        .routes(routes!(oauth::rfc7662::introspect))
+        .routes(routes!(oauth::rfc7009::revoke))
+        .routes(routes!(oauth::metadata::authorization_server))
+        .routes(routes!(oauth::metadata::openid_configuration))
+        .routes(routes!(oauth::metadata::jwks))
+        .routes(routes!(grants::create, grants::list))
+        .routes(routes!(grants::get))
+        .routes(routes!(grants::accept))
+        .routes(routes!(grants::decline))
+        .routes(routes!(grants::revoke))
+        .routes(routes!(credentials::create_resource_server, credentials::list_resource_servers))
+        .routes(routes!(credentials::list_signing_keys))
+        .routes(routes!(credentials::rotate_signing_key))
         .routes(routes!(enroll::enroll))
         .routes(routes!(humans::create, humans::list))
         .routes(routes!(humans::get))

@@ -130,6 +130,36 @@ pub const KEYS: &[KeySpec] = &[
         doc: "Lifetime of admin access tokens (at most 1h).",
     },
     KeySpec {
+        name: "token_ttl",
+        kind: KeyKind::Duration,
+        default: "5m",
+        doc: "Lifetime of agent access tokens minted by token exchange (at most 1h); never past the grant's expiry or a parent token's.",
+    },
+    KeySpec {
+        name: "grant_max_lifetime",
+        kind: KeyKind::Duration,
+        default: "30d",
+        doc: "Longest a grant may last (at most 365d). Every grant needs an expiry within it.",
+    },
+    KeySpec {
+        name: "signing_alg",
+        kind: KeyKind::String,
+        default: "EdDSA",
+        doc: "Algorithm of new organisation signing keys: `EdDSA` (Ed25519) or `ES256`. Applies when the first key is made and on `surety keys rotate`.",
+    },
+    KeySpec {
+        name: "signing_kek_file",
+        kind: KeyKind::String,
+        default: "",
+        doc: "File holding the 32-byte key-encryption key (base64url) that seals the signing keys stored in the database; mode 0600. Defaults to `<data_dir>/signing-kek`, created on first start. Every node sharing a database needs the same file.",
+    },
+    KeySpec {
+        name: "key_refresh_interval",
+        kind: KeyKind::Duration,
+        default: "10s",
+        doc: "How often a node re-reads the signing keys, so a rotation made on another node takes effect here.",
+    },
+    KeySpec {
         name: "enrollment_code_ttl",
         kind: KeyKind::Duration,
         default: "15m",
@@ -214,6 +244,20 @@ pub struct Config {
     /// See [`KEYS`].
     #[serde(with = "human_duration")]
     pub access_token_ttl: Duration,
+    /// See [`KEYS`].
+    #[serde(with = "human_duration")]
+    pub token_ttl: Duration,
+    /// See [`KEYS`].
+    #[serde(with = "human_duration")]
+    pub grant_max_lifetime: Duration,
+    /// See [`KEYS`].
+    pub signing_alg: String,
+    /// See [`KEYS`].
+    #[serde(default)]
+    pub signing_kek_file: Option<PathBuf>,
+    /// See [`KEYS`].
+    #[serde(with = "human_duration")]
+    pub key_refresh_interval: Duration,
     /// See [`KEYS`].
     #[serde(with = "human_duration")]
     pub enrollment_code_ttl: Duration,
@@ -368,6 +412,9 @@ impl Config {
         }
         let bounds = [
             ("access_token_ttl", self.access_token_ttl, 3600),
+            ("token_ttl", self.token_ttl, 3600),
+            ("grant_max_lifetime", self.grant_max_lifetime, 365 * 86400),
+            ("key_refresh_interval", self.key_refresh_interval, 3600),
             ("enrollment_code_ttl", self.enrollment_code_ttl, 7 * 86400),
             ("assertion_max_lifetime", self.assertion_max_lifetime, 3600),
             ("dpop_max_age", self.dpop_max_age, 3600),
@@ -381,7 +428,18 @@ impl Config {
                 return invalid(key, &format!("must be more than 0 and at most {max_secs}s"));
             }
         }
+        if !matches!(self.signing_alg.as_str(), "EdDSA" | "ES256") {
+            return invalid("signing_alg", "must be `EdDSA` or `ES256`");
+        }
         Ok(())
+    }
+
+    /// The file holding the key-encryption key of the signing keys.
+    #[must_use]
+    pub fn kek_path(&self) -> PathBuf {
+        self.signing_kek_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("signing-kek"))
     }
 
     /// The public base URL, without a trailing slash.

@@ -106,6 +106,26 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_scope", d)
     }
 
+    /// 401 `invalid_client` (RFC 6749 §5.2): client authentication failed.
+    pub fn invalid_client(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", d)
+    }
+
+    /// 400 `unauthorized_client` (RFC 6749 §5.2).
+    pub fn unauthorized_client(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", d)
+    }
+
+    /// 400 `unsupported_token_type` (RFC 7009 §2.2.1).
+    pub fn unsupported_token_type(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unsupported_token_type", d)
+    }
+
+    /// 400 `invalid_target` (RFC 8707 §2, RFC 8693 §2.2.2).
+    pub fn invalid_target(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_target", d)
+    }
+
     /// 400 `invalid_dpop_proof` at the token endpoint.
     pub fn invalid_dpop_proof(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", d)

@@ -96,16 +96,30 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     }
 }
 
+/// Parameters that may appear more than once: RFC 8707 §2 `resource` and RFC 8693 §2.1
+/// `audience`.
+const REPEATABLE: [&str; 2] = ["resource", "audience"];
+
 /// An `application/x-www-form-urlencoded` body in which every parameter appears at most
-/// once (RFC 6749 §3.2) and has a non-empty value (empty counts as absent, §3.1).
-#[derive(Debug)]
-pub struct Form(pub HashMap<String, String>);
+/// once (RFC 6749 §3.2) — except the few specs allow to repeat — and has a non-empty value
+/// (empty counts as absent, §3.1).
+#[derive(Debug, Default)]
+pub struct Form {
+    single: HashMap<String, String>,
+    repeated: HashMap<String, Vec<String>>,
+}
 
 impl Form {
     /// A parameter's value.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
+        self.single.get(name).map(String::as_str)
+    }
+
+    /// Every value of a repeatable parameter, in order.
+    #[must_use]
+    pub fn get_all(&self, name: &str) -> &[String] {
+        self.repeated.get(name).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -131,12 +145,18 @@ impl FromRequest<AppState> for Form {
         let body = axum::body::to_bytes(req.into_body(), limit)
             .await
             .map_err(|_| ApiError::payload_too_large(limit))?;
-        let mut params = HashMap::new();
+        let mut form = Self::default();
         for (name, value) in url::form_urlencoded::parse(&body) {
             if value.is_empty() {
                 continue;
             }
-            if params
+            if REPEATABLE.contains(&name.as_ref()) {
+                form.repeated
+                    .entry(name.into_owned())
+                    .or_default()
+                    .push(value.into_owned());
+            } else if form
+                .single
                 .insert(name.to_string(), value.into_owned())
                 .is_some()
             {
@@ -145,6 +165,6 @@ impl FromRequest<AppState> for Form {
                 )));
             }
         }
-        Ok(Self(params))
+        Ok(form)
     }
 }

@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod config;
 mod error;
 mod extract;
+pub mod keyring;
 mod nonce;
 mod oauth;
 mod ops;

@@ -4,7 +4,9 @@
 
 pub mod agents;
 pub mod audit;
+pub mod credentials;
 pub mod enroll;
+pub mod grants;
 pub mod humans;
 
 use std::str::FromStr;

@@ -1,0 +1,145 @@
+//! Is this access token active? Tokens are not stored: a token is active while its
+//! signature, issuer and expiry hold (RFC 9068 §4) *and* everything it was derived from is
+//! still in force — checked against the database on every call:
+//!
+//! 1. its `jti`, and the `jti` of every token it derives from, is not revoked (RFC 7009);
+//! 2. its grant exists, is active and unexpired, and names the same principal and root agent;
+//! 3. the principal is active and was not deactivated since the token was issued;
+//! 4. every agent of the `act` chain is active and was not suspended since;
+//! 5. every key of the chain (`cnf.jkt` and the parents') is still an active key of its agent.
+//!
+//! "Since" uses each principal's and agent's revocation watermark: a token whose `iat` is
+//! not after the instant they last left `active` stays inactive even once they are back.
+//! `iat` has one-second resolution, so a token minted in the same second as a suspension is
+//! treated as minted before it.
+
+use surety_core::agent::AgentStatus;
+use surety_core::grant::GrantStatus;
+use surety_core::human::HumanStatus;
+use surety_core::id::{AgentId, GrantId, HumanId, PrincipalId};
+use surety_core::key::KeyStatus;
+use surety_jose::rfc9068::{self, AccessTokenClaims, TokenPolicy};
+use surety_store::StandingQuery;
+use time::OffsetDateTime;
+
+use crate::app::AppState;
+use crate::auth::to_time;
+use crate::error::ApiError;
+
+/// A token that is active now.
+#[derive(Debug, Clone)]
+pub(crate) struct ActiveToken {
+    /// Its claims.
+    pub claims: AccessTokenClaims,
+    /// `sub`.
+    pub principal: HumanId,
+    /// `grant_id`.
+    pub grant: GrantId,
+    /// The `act` chain, current actor first.
+    pub chain: Vec<AgentId>,
+}
+
+/// Why a token is not active, or the check could not be made.
+#[derive(Debug)]
+pub(crate) enum Inactive {
+    /// Not active, for this reason (safe to log; introspection never says why).
+    Because(String),
+    /// The database failed.
+    Error(ApiError),
+}
+
+impl From<surety_store::StoreError> for Inactive {
+    fn from(e: surety_store::StoreError) -> Self {
+        Self::Error(e.into())
+    }
+}
+
+fn not(reason: impl Into<String>) -> Inactive {
+    Inactive::Because(reason.into())
+}
+
+fn after_watermark(iat: i64, watermark: Option<OffsetDateTime>) -> bool {
+    watermark.is_none_or(|w| iat > w.unix_timestamp())
+}
+
+/// Verifies `token` and checks that it is active now.
+pub(crate) async fn verify_active(state: &AppState, token: &str) -> Result<ActiveToken, Inactive> {
+    let now = state.clock.now();
+    let decoded = rfc9068::decode(token).map_err(|e| not(e.to_string()))?;
+    let key = state
+        .keys
+        .verification_key(state.store.as_ref(), decoded.kid(), now)
+        .await
+        .map_err(|e| Inactive::Error(ApiError::internal(e)))?
+        .ok_or_else(|| not("unknown signing key"))?;
+    let policy = TokenPolicy {
+        issuer: &state.issuer,
+        max_skew: to_time(state.config.clock_skew),
+    };
+    let claims = decoded.verify(&key, &policy, now).map_err(|e| not(e.to_string()))?;
+    let principal: HumanId = claims.sub.parse().map_err(|_| not("`sub` is not a human"))?;
+    let grant: GrantId = claims.grant_id.parse().map_err(|_| not("bad `grant_id`"))?;
+    let chain: Vec<AgentId> = claims
+        .act
+        .chain()
+        .into_iter()
+        .map(|a| a.parse().map_err(|_| not("bad `act` chain")))
+        .collect::<Result<_, _>>()?;
+    if claims.derived_from.len() + 1 != chain.len() {
+        return Err(not("the derivation does not match the `act` chain"));
+    }
+    let mut keys = vec![claims.cnf.jkt.as_str()];
+    keys.extend(claims.derived_from.iter().map(|d| d.jkt.as_str()));
+    let mut jtis = vec![claims.jti.as_str()];
+    jtis.extend(claims.derived_from.iter().map(|d| d.jti.as_str()));
+    let standing = state
+        .store
+        .token_standing(&StandingQuery {
+            grant,
+            principal,
+            agents: &chain,
+            keys: &keys,
+            jtis: &jtis,
+        })
+        .await?;
+    // 1.
+    if standing.revoked {
+        return Err(not("revoked"));
+    }
+    // 2.
+    let g = standing.grant.ok_or_else(|| not("unknown grant"))?;
+    if g.status_at(now) != GrantStatus::Active {
+        return Err(not(format!("grant is {}", g.status_at(now))));
+    }
+    if g.principal != principal || chain.last() != Some(&g.agent) {
+        return Err(not("the grant does not match the token"));
+    }
+    // 3.
+    match standing.principal {
+        Some((HumanStatus::Active, w)) if after_watermark(claims.iat, w) => {}
+        _ => return Err(not("the principal is not active, or was deactivated since")),
+    }
+    // 4.
+    for agent in &chain {
+        let found = standing.agents.iter().find(|(id, _, _)| id == agent);
+        match found {
+            Some((_, AgentStatus::Active, w)) if after_watermark(claims.iat, *w) => {}
+            _ => return Err(not(format!("agent `{agent}` is not active, or was suspended since"))),
+        }
+    }
+    // 5.
+    for (kid, holder) in keys.iter().zip(&chain) {
+        let ok = standing.keys.iter().any(|k| {
+            k.kid == *kid && k.status == KeyStatus::Active && k.holder == PrincipalId::Agent(*holder)
+        });
+        if !ok {
+            return Err(not(format!("key `{kid}` of `{holder}` is no longer active")));
+        }
+    }
+    Ok(ActiveToken {
+        claims,
+        principal,
+        grant,
+        chain,
+    })
+}
