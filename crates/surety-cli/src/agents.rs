@@ -164,7 +164,7 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 
 /// Reads a public key from a JWK file. A private JWK is accepted (it must be mode 0600)
 /// and reduced to its public half here; the private part is never sent.
-fn read_public_key(path: &Path) -> anyhow::Result<serde_json::Value> {
+pub(crate) fn read_public_key(path: &Path) -> anyhow::Result<serde_json::Value> {
     let text =
         std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let json: serde_json::Value = serde_json::from_str(&text)

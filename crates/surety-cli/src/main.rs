@@ -1,6 +1,9 @@
-//! `surety`: run the server, and administer humans, agents and the audit log.
+//! `surety`: run the server; administer humans, agents, grants, resource servers, signing
+//! keys and the audit log; mint tokens as an agent; measure.
 
 mod agents;
+mod bench;
+mod credentials;
 mod humans;
 mod output;
 mod server;
@@ -40,6 +43,21 @@ enum Command {
     /// Manage agents.
     #[command(subcommand)]
     Agent(agents::AgentCommand),
+    /// Delegate authority to agents: create, accept, decline, list, show, revoke grants.
+    #[command(subcommand)]
+    Grant(credentials::GrantCommand),
+    /// Register resource servers (the services agents call), for introspection.
+    #[command(subcommand)]
+    Resource(credentials::ResourceCommand),
+    /// The organisation's token signing keys.
+    #[command(subcommand)]
+    Keys(credentials::KeysCommand),
+    /// As an agent, mint an access token from a grant (or delegate one); prints the token
+    /// response.
+    Token(credentials::TokenArgs),
+    /// Measure: HTTP load on the token and introspection endpoints, crypto limits.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Read the audit log.
     #[command(subcommand)]
     Audit(agents::AuditCommand),
@@ -87,6 +105,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Whoami => humans::whoami(&g).await,
         Command::Human(cmd) => humans::run(&g, cmd).await,
         Command::Agent(cmd) => agents::run(&g, cmd).await,
+        Command::Grant(cmd) => credentials::grant(&g, cmd).await,
+        Command::Resource(cmd) => credentials::resource(&g, cmd).await,
+        Command::Keys(cmd) => credentials::keys(&g, cmd).await,
+        Command::Token(args) => credentials::token(args).await,
+        Command::Bench(cmd) => bench::run(&g, cmd).await,
         Command::Audit(cmd) => agents::audit(&g, cmd).await,
         Command::Config(cmd) => server::config(cmd),
     }

@@ -108,7 +108,11 @@ fn grant_in_force(grant: &Grant, standing: Standing, now: OffsetDateTime) -> Res
     Ok(())
 }
 
-fn pick_scope(requested: Option<&ScopeSet>, held: &ScopeSet, of: &str) -> Result<ScopeSet, MintError> {
+fn pick_scope(
+    requested: Option<&ScopeSet>,
+    held: &ScopeSet,
+    of: &str,
+) -> Result<ScopeSet, MintError> {
     match requested {
         None => Ok(held.clone()),
         Some(asked) => {
@@ -183,19 +187,28 @@ pub fn from_grant(
     })
 }
 
-/// A token for sub-agent `actor`, derived from `parent` held by `client`: the parent's actor
-/// is the client; the grant is the parent's and still in force; the chain does not exceed
-/// its depth nor loop; scope ⊆ parent; audience = parent's; `exp` ≤ parent's.
+/// One delegation step: the agent holding the parent token hands work to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hop {
+    /// The authenticated client, holder of the parent token.
+    pub client: AgentId,
+    /// The sub-agent the new token is for (`requested_actor`).
+    pub actor: AgentId,
+}
+
+/// A token for the sub-agent of `hop`, derived from `parent` held by its client: the
+/// parent's actor is the client; the grant is the parent's and still in force; the chain
+/// does not exceed its depth nor loop; scope ⊆ parent; audience = parent's; `exp` ≤ parent's.
 pub fn for_sub_agent(
     parent: &Parent,
     grant: &Grant,
-    client: AgentId,
-    actor: AgentId,
+    hop: Hop,
     standing: Standing,
     requested: &Requested<'_>,
     now: OffsetDateTime,
     ttl: Duration,
 ) -> Result<Minted, MintError> {
+    let Hop { client, actor } = hop;
     // The subject token and the client must come from one context (no chain splicing).
     if parent.chain.first() != Some(&client) {
         return Err(MintError::InvalidGrant(
@@ -223,7 +236,9 @@ pub fn for_sub_agent(
     let scope = pick_scope(requested.scope, &parent.scope, "the subject token")?;
     // The grant may have been narrowed since (it cannot be, today; the check costs nothing).
     if !scope.is_subset(&grant.scopes) {
-        return Err(MintError::InvalidScope("the grant no longer includes this scope".into()));
+        return Err(MintError::InvalidScope(
+            "the grant no longer includes this scope".into(),
+        ));
     }
     let audience = pick_audience(
         requested.audiences,
@@ -257,8 +272,11 @@ mod tests {
     };
 
     /// Ids carry random bits: make them once.
-    static AGENTS: std::sync::LazyLock<Vec<AgentId>> =
-        std::sync::LazyLock::new(|| (0..4).map(|n| AgentId::new(NOW + Duration::seconds(n))).collect());
+    static AGENTS: std::sync::LazyLock<Vec<AgentId>> = std::sync::LazyLock::new(|| {
+        (0..4)
+            .map(|n| AgentId::new(NOW + Duration::seconds(n)))
+            .collect()
+    });
 
     fn agent(n: usize) -> AgentId {
         AGENTS[n]
@@ -266,7 +284,10 @@ mod tests {
 
     fn grant(depth: u32, expires_in: Duration) -> Grant {
         let scopes = ["crm.read".to_owned(), "payments.transfer".to_owned()];
-        let resources = ["https://crm.example".to_owned(), "https://pay.example".to_owned()];
+        let resources = [
+            "https://crm.example".to_owned(),
+            "https://pay.example".to_owned(),
+        ];
         let principal = HumanId::new(NOW);
         NewGrant::parse(
             &GrantTerms {
@@ -298,7 +319,10 @@ mod tests {
         let g = grant(0, Duration::days(1));
         let asked = scope("crm.read");
         let aud = crm();
-        let req = Requested { scope: Some(&asked), audiences: &aud };
+        let req = Requested {
+            scope: Some(&asked),
+            audiences: &aud,
+        };
         let t = from_grant(&g, agent(1), OK, &req, NOW, TTL).unwrap();
         assert_eq!(t.scope, asked);
         assert_eq!(t.audience, "https://crm.example");
@@ -311,8 +335,18 @@ mod tests {
     fn tokens_never_outlive_the_grant() {
         let g = grant(0, Duration::minutes(1));
         let aud = crm();
-        let t = from_grant(&g, agent(1), OK, &Requested { scope: None, audiences: &aud }, NOW, TTL)
-            .unwrap();
+        let t = from_grant(
+            &g,
+            agent(1),
+            OK,
+            &Requested {
+                scope: None,
+                audiences: &aud,
+            },
+            NOW,
+            TTL,
+        )
+        .unwrap();
         assert_eq!(t.expires_at, g.expires_at);
     }
 
@@ -320,41 +354,119 @@ mod tests {
     fn every_grant_condition_is_checked() {
         let g = grant(0, Duration::days(1));
         let aud = crm();
-        let req = Requested { scope: None, audiences: &aud };
+        let req = Requested {
+            scope: None,
+            audiences: &aud,
+        };
         let wide = scope("crm.read iam.grant_role");
         let outside = vec!["https://evil.example".to_owned()];
-        let both = vec!["https://crm.example".to_owned(), "https://pay.example".to_owned()];
+        let both = vec![
+            "https://crm.example".to_owned(),
+            "https://pay.example".to_owned(),
+        ];
         let mut revoked = g.clone();
         revoked.status = GrantStatus::Revoked;
         let mut proposed = g.clone();
         proposed.status = GrantStatus::Proposed;
         let cases: Vec<(Result<Minted, MintError>, &str)> = vec![
-            (from_grant(&g, agent(2), OK, &req, NOW, TTL), "invalid_grant: other agent"),
-            (from_grant(&revoked, agent(1), OK, &req, NOW, TTL), "invalid_grant: revoked"),
-            (from_grant(&proposed, agent(1), OK, &req, NOW, TTL), "invalid_grant: proposed"),
-            (from_grant(&g, agent(1), OK, &req, g.expires_at, TTL), "invalid_grant: expired"),
             (
-                from_grant(&g, agent(1), Standing { principal: HumanStatus::Deactivated, ..OK }, &req, NOW, TTL),
+                from_grant(&g, agent(2), OK, &req, NOW, TTL),
+                "invalid_grant: other agent",
+            ),
+            (
+                from_grant(&revoked, agent(1), OK, &req, NOW, TTL),
+                "invalid_grant: revoked",
+            ),
+            (
+                from_grant(&proposed, agent(1), OK, &req, NOW, TTL),
+                "invalid_grant: proposed",
+            ),
+            (
+                from_grant(&g, agent(1), OK, &req, g.expires_at, TTL),
+                "invalid_grant: expired",
+            ),
+            (
+                from_grant(
+                    &g,
+                    agent(1),
+                    Standing {
+                        principal: HumanStatus::Deactivated,
+                        ..OK
+                    },
+                    &req,
+                    NOW,
+                    TTL,
+                ),
                 "invalid_grant: principal",
             ),
             (
-                from_grant(&g, agent(1), Standing { actor: AgentStatus::Suspended, ..OK }, &req, NOW, TTL),
+                from_grant(
+                    &g,
+                    agent(1),
+                    Standing {
+                        actor: AgentStatus::Suspended,
+                        ..OK
+                    },
+                    &req,
+                    NOW,
+                    TTL,
+                ),
                 "invalid_grant: agent",
             ),
             (
-                from_grant(&g, agent(1), OK, &Requested { scope: Some(&wide), audiences: &aud }, NOW, TTL),
+                from_grant(
+                    &g,
+                    agent(1),
+                    OK,
+                    &Requested {
+                        scope: Some(&wide),
+                        audiences: &aud,
+                    },
+                    NOW,
+                    TTL,
+                ),
                 "invalid_scope",
             ),
             (
-                from_grant(&g, agent(1), OK, &Requested { scope: None, audiences: &outside }, NOW, TTL),
+                from_grant(
+                    &g,
+                    agent(1),
+                    OK,
+                    &Requested {
+                        scope: None,
+                        audiences: &outside,
+                    },
+                    NOW,
+                    TTL,
+                ),
                 "invalid_target",
             ),
             (
-                from_grant(&g, agent(1), OK, &Requested { scope: None, audiences: &both }, NOW, TTL),
+                from_grant(
+                    &g,
+                    agent(1),
+                    OK,
+                    &Requested {
+                        scope: None,
+                        audiences: &both,
+                    },
+                    NOW,
+                    TTL,
+                ),
                 "invalid_target",
             ),
             (
-                from_grant(&g, agent(1), OK, &Requested { scope: None, audiences: &[] }, NOW, TTL),
+                from_grant(
+                    &g,
+                    agent(1),
+                    OK,
+                    &Requested {
+                        scope: None,
+                        audiences: &[],
+                    },
+                    NOW,
+                    TTL,
+                ),
                 "invalid_target",
             ),
         ];
@@ -371,8 +483,18 @@ mod tests {
 
     fn parent_of(g: &Grant) -> Parent {
         let aud = crm();
-        let t = from_grant(g, agent(1), OK, &Requested { scope: None, audiences: &aud }, NOW, TTL)
-            .unwrap();
+        let t = from_grant(
+            g,
+            agent(1),
+            OK,
+            &Requested {
+                scope: None,
+                audiences: &aud,
+            },
+            NOW,
+            TTL,
+        )
+        .unwrap();
         Parent {
             principal: t.principal,
             grant: t.grant,
@@ -388,12 +510,30 @@ mod tests {
         let g = grant(2, Duration::days(1));
         let parent = parent_of(&g);
         let asked = scope("crm.read");
-        let req = Requested { scope: Some(&asked), audiences: &[] };
+        let req = Requested {
+            scope: Some(&asked),
+            audiences: &[],
+        };
         let later = NOW + Duration::minutes(2);
-        let t = for_sub_agent(&parent, &g, agent(1), agent(2), OK, &req, later, TTL).unwrap();
+        let t = for_sub_agent(
+            &parent,
+            &g,
+            Hop {
+                client: agent(1),
+                actor: agent(2),
+            },
+            OK,
+            &req,
+            later,
+            TTL,
+        )
+        .unwrap();
         assert_eq!(t.chain, vec![agent(2), agent(1)]);
         assert_eq!(t.depth(), 1);
-        assert_eq!(t.expires_at, parent.expires_at, "never longer-lived than the parent");
+        assert_eq!(
+            t.expires_at, parent.expires_at,
+            "never longer-lived than the parent"
+        );
         assert_eq!(t.audience, parent.audience);
     }
 
@@ -405,25 +545,138 @@ mod tests {
         let wide = scope("crm.read iam.grant_role");
         let other_aud = vec!["https://pay.example".to_owned()];
         // Depth: a child of the child would be depth 2 > 1.
-        let child = for_sub_agent(&parent, &g, agent(1), agent(2), OK, &none, NOW, TTL).unwrap();
-        let child = Parent { chain: child.chain, ..parent.clone() };
+        let child = for_sub_agent(
+            &parent,
+            &g,
+            Hop {
+                client: agent(1),
+                actor: agent(2),
+            },
+            OK,
+            &none,
+            NOW,
+            TTL,
+        )
+        .unwrap();
+        let child = Parent {
+            chain: child.chain,
+            ..parent.clone()
+        };
         let mut other_grant = g.clone();
         other_grant.id = GrantId::new(NOW + Duration::SECOND);
         let cases = vec![
-            (for_sub_agent(&child, &g, agent(2), agent(3), OK, &none, NOW, TTL), "depth"),
-            (for_sub_agent(&parent, &g, agent(3), agent(2), OK, &none, NOW, TTL), "splice"),
-            (for_sub_agent(&parent, &other_grant, agent(1), agent(2), OK, &none, NOW, TTL), "grant"),
-            (for_sub_agent(&parent, &g, agent(1), agent(1), OK, &none, NOW, TTL), "loop"),
             (
-                for_sub_agent(&parent, &g, agent(1), agent(2), OK, &Requested { scope: Some(&wide), audiences: &[] }, NOW, TTL),
+                for_sub_agent(
+                    &child,
+                    &g,
+                    Hop {
+                        client: agent(2),
+                        actor: agent(3),
+                    },
+                    OK,
+                    &none,
+                    NOW,
+                    TTL,
+                ),
+                "depth",
+            ),
+            (
+                for_sub_agent(
+                    &parent,
+                    &g,
+                    Hop {
+                        client: agent(3),
+                        actor: agent(2),
+                    },
+                    OK,
+                    &none,
+                    NOW,
+                    TTL,
+                ),
+                "splice",
+            ),
+            (
+                for_sub_agent(
+                    &parent,
+                    &other_grant,
+                    Hop {
+                        client: agent(1),
+                        actor: agent(2),
+                    },
+                    OK,
+                    &none,
+                    NOW,
+                    TTL,
+                ),
+                "grant",
+            ),
+            (
+                for_sub_agent(
+                    &parent,
+                    &g,
+                    Hop {
+                        client: agent(1),
+                        actor: agent(1),
+                    },
+                    OK,
+                    &none,
+                    NOW,
+                    TTL,
+                ),
+                "loop",
+            ),
+            (
+                for_sub_agent(
+                    &parent,
+                    &g,
+                    Hop {
+                        client: agent(1),
+                        actor: agent(2),
+                    },
+                    OK,
+                    &Requested {
+                        scope: Some(&wide),
+                        audiences: &[],
+                    },
+                    NOW,
+                    TTL,
+                ),
                 "widening",
             ),
             (
-                for_sub_agent(&parent, &g, agent(1), agent(2), OK, &Requested { scope: None, audiences: &other_aud }, NOW, TTL),
+                for_sub_agent(
+                    &parent,
+                    &g,
+                    Hop {
+                        client: agent(1),
+                        actor: agent(2),
+                    },
+                    OK,
+                    &Requested {
+                        scope: None,
+                        audiences: &other_aud,
+                    },
+                    NOW,
+                    TTL,
+                ),
                 "audience",
             ),
             (
-                for_sub_agent(&parent, &g, agent(1), agent(2), Standing { actor: AgentStatus::Suspended, ..OK }, &none, NOW, TTL),
+                for_sub_agent(
+                    &parent,
+                    &g,
+                    Hop {
+                        client: agent(1),
+                        actor: agent(2),
+                    },
+                    Standing {
+                        actor: AgentStatus::Suspended,
+                        ..OK
+                    },
+                    &none,
+                    NOW,
+                    TTL,
+                ),
                 "inactive sub-agent",
             ),
         ];

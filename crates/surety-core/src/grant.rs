@@ -222,7 +222,9 @@ impl NewGrant {
     ) -> Result<Self, RuleError> {
         let scopes = ScopeSet::from_tokens("scopes", terms.scopes)?;
         if scopes.is_empty() {
-            return Err(FieldError::new("scopes", "a grant must delegate at least one action").into());
+            return Err(
+                FieldError::new("scopes", "a grant must delegate at least one action").into(),
+            );
         }
         if terms.resources.is_empty() || terms.resources.len() > MAX_RESOURCES {
             return Err(FieldError::new(
@@ -315,7 +317,11 @@ impl NewGrant {
 impl Caller {
     /// A human delegates their own authority; admins and the agent's owner may *propose* a
     /// grant on behalf of another principal. Anyone else is refused.
-    pub fn may_create_grant(&self, principal: HumanId, agent_owner: HumanId) -> Result<(), RuleError> {
+    pub fn may_create_grant(
+        &self,
+        principal: HumanId,
+        agent_owner: HumanId,
+    ) -> Result<(), RuleError> {
         if self.id == principal || self.is_admin() || self.id == agent_owner {
             Ok(())
         } else {
@@ -391,7 +397,10 @@ mod tests {
         }
         for terminal in [S::Expired, S::Revoked, S::Declined] {
             for action in A::ALL {
-                assert_eq!(terminal.apply(id, *action).unwrap_err().current, terminal.as_str());
+                assert_eq!(
+                    terminal.apply(id, *action).unwrap_err().current,
+                    terminal.as_str()
+                );
             }
         }
     }
@@ -406,7 +415,10 @@ mod tests {
             .into_grant(GrantId::new(NOW), principal, NOW);
         assert_eq!(grant.status_at(NOW), GrantStatus::Active);
         assert_eq!(grant.status_at(grant.expires_at), GrantStatus::Expired);
-        let me = Caller { id: principal, role: Role::Member };
+        let me = Caller {
+            id: principal,
+            role: Role::Member,
+        };
         let err = grant
             .decide(&me, principal, GrantAction::Revoke, grant.expires_at)
             .unwrap_err();
@@ -423,12 +435,18 @@ mod tests {
             .into_grant(GrantId::new(NOW), other, NOW);
         assert_eq!(grant.status, GrantStatus::Proposed);
         // Only the principal accepts — not the proposer, not an admin.
-        let admin = Caller { id: other, role: Role::Admin };
+        let admin = Caller {
+            id: other,
+            role: Role::Admin,
+        };
         assert!(matches!(
             grant.decide(&admin, other, GrantAction::Accept, NOW),
             Err(RuleError::Forbidden(_))
         ));
-        let principal = Caller { id: principal, role: Role::Member };
+        let principal = Caller {
+            id: principal,
+            role: Role::Member,
+        };
         assert_eq!(
             grant.decide(&principal, other, GrantAction::Accept, NOW),
             Ok(GrantStatus::Active)
@@ -444,26 +462,48 @@ mod tests {
             (terms(&[], &ok_r), "scopes"),
             (terms(&ok_s, &[]), "resources"),
             (
-                GrantTerms { expires_at: NOW, ..terms(&ok_s, &ok_r) },
+                GrantTerms {
+                    expires_at: NOW,
+                    ..terms(&ok_s, &ok_r)
+                },
                 "expires_at",
             ),
             (
-                GrantTerms { expires_at: NOW + Duration::days(31), ..terms(&ok_s, &ok_r) },
+                GrantTerms {
+                    expires_at: NOW + Duration::days(31),
+                    ..terms(&ok_s, &ok_r)
+                },
                 "expires_at",
             ),
             (
-                GrantTerms { max_delegation_depth: Some(6), ..terms(&ok_s, &ok_r) },
+                GrantTerms {
+                    max_delegation_depth: Some(6),
+                    ..terms(&ok_s, &ok_r)
+                },
                 "max_delegation_depth",
             ),
         ];
         for (t, field) in cases {
             let err = NewGrant::parse(&t, NOW, max).unwrap_err();
-            assert!(matches!(&err, RuleError::Invalid(f) if f.field == field), "{err}");
+            assert!(
+                matches!(&err, RuleError::Invalid(f) if f.field == field),
+                "{err}"
+            );
         }
         let bad_json = json!(["not", "an", "object"]);
-        let t = GrantTerms { constraints: Some(&bad_json), ..terms(&ok_s, &ok_r) };
+        let t = GrantTerms {
+            constraints: Some(&bad_json),
+            ..terms(&ok_s, &ok_r)
+        };
         assert!(NewGrant::parse(&t, NOW, max).is_err());
-        for bad in ["ftp://x", "https://", "https://u@h", "https://h/#f", "https://h/ x", "/relative"] {
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https://u@h",
+            "https://h/#f",
+            "https://h/ x",
+            "/relative",
+        ] {
             assert!(resource_url("r", bad).is_err(), "{bad}");
         }
         assert!(resource_url("r", "http://127.0.0.1:8080/mcp").is_ok());
@@ -473,11 +513,17 @@ mod tests {
     fn who_may_create_grants() {
         let (_, principal, owner) = ids();
         let stranger = HumanId::new(NOW + Duration::SECOND * 2);
-        let member = |id| Caller { id, role: Role::Member };
+        let member = |id| Caller {
+            id,
+            role: Role::Member,
+        };
         assert!(member(principal).may_create_grant(principal, owner).is_ok());
         assert!(member(owner).may_create_grant(principal, owner).is_ok());
         assert!(member(stranger).may_create_grant(principal, owner).is_err());
-        let admin = Caller { id: stranger, role: Role::Admin };
+        let admin = Caller {
+            id: stranger,
+            role: Role::Admin,
+        };
         assert!(admin.may_create_grant(principal, owner).is_ok());
     }
 }

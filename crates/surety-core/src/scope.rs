@@ -133,7 +133,16 @@ mod tests {
 
     #[test]
     fn malformed_scopes_are_refused() {
-        for bad in ["", "a  b", " a", "a ", "a\"b", "a\\b", "é", &"x".repeat(101)] {
+        for bad in [
+            "",
+            "a  b",
+            " a",
+            "a ",
+            "a\"b",
+            "a\\b",
+            "é",
+            &"x".repeat(101),
+        ] {
             assert!(ScopeSet::parse("scope", bad).is_err(), "{bad:?}");
         }
         let many: Vec<String> = (0..65).map(|i| format!("s{i}")).collect();

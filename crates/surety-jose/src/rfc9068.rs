@@ -152,7 +152,10 @@ impl AccessToken<'_> {
         self.jws.verify(key)?;
         let claims: AccessTokenClaims = self.jws.claims()?;
         if claims.iss != policy.issuer {
-            return Err(JoseError::claim("iss", "was not issued by this authorization server"));
+            return Err(JoseError::claim(
+                "iss",
+                "was not issued by this authorization server",
+            ));
         }
         if now.unix_timestamp() >= claims.exp {
             return Err(JoseError::claim("exp", "the token has expired"));
@@ -161,7 +164,10 @@ impl AccessToken<'_> {
             return Err(JoseError::claim("iat", "is in the future"));
         }
         if claims.act.sub != claims.client_id {
-            return Err(JoseError::claim("act", "the current actor must be the client"));
+            return Err(JoseError::claim(
+                "act",
+                "the current actor must be the client",
+            ));
         }
         Ok(claims)
     }
@@ -172,7 +178,8 @@ pub fn sign(claims: &AccessTokenClaims, key: &PrivateJwk, kid: &str) -> Result<S
     let mut header = Map::new();
     header.insert("typ".into(), Value::String(TYP.into()));
     header.insert("kid".into(), Value::String(kid.into()));
-    let body = serde_json::to_value(claims).map_err(|_| JoseError::Crypto("claims encoding failed"))?;
+    let body =
+        serde_json::to_value(claims).map_err(|_| JoseError::Crypto("claims encoding failed"))?;
     jws::sign(header, &body, key)
 }
 
@@ -203,7 +210,10 @@ mod tests {
     }
 
     fn policy() -> TokenPolicy<'static> {
-        TokenPolicy { issuer: ISS, max_skew: Duration::seconds(30) }
+        TokenPolicy {
+            issuer: ISS,
+            max_skew: Duration::seconds(30),
+        }
     }
 
     #[test]
@@ -223,7 +233,10 @@ mod tests {
             let token = sign(&claims(), &key, "k1").unwrap();
             let decoded = decode(&token).unwrap();
             assert_eq!(decoded.kid(), "k1");
-            assert_eq!(decoded.verify(key.public(), &policy(), NOW).unwrap(), claims());
+            assert_eq!(
+                decoded.verify(key.public(), &policy(), NOW).unwrap(),
+                claims()
+            );
         }
     }
 
@@ -234,23 +247,48 @@ mod tests {
         let token = sign(&claims(), &key, "k1").unwrap();
         // Wrong key.
         assert_eq!(
-            decode(&token).unwrap().verify(other.public(), &policy(), NOW),
+            decode(&token)
+                .unwrap()
+                .verify(other.public(), &policy(), NOW),
             Err(JoseError::BadSignature)
         );
         // Expired, exactly at `exp`.
         let at_exp = NOW + Duration::seconds(300);
-        assert!(decode(&token).unwrap().verify(key.public(), &policy(), at_exp).is_err());
+        assert!(
+            decode(&token)
+                .unwrap()
+                .verify(key.public(), &policy(), at_exp)
+                .is_err()
+        );
         // Another issuer.
-        let p = TokenPolicy { issuer: "https://other.example", ..policy() };
-        assert!(decode(&token).unwrap().verify(key.public(), &p, NOW).is_err());
+        let p = TokenPolicy {
+            issuer: "https://other.example",
+            ..policy()
+        };
+        assert!(
+            decode(&token)
+                .unwrap()
+                .verify(key.public(), &p, NOW)
+                .is_err()
+        );
         // `iat` in the future.
         let early = NOW - Duration::minutes(2);
-        assert!(decode(&token).unwrap().verify(key.public(), &policy(), early).is_err());
+        assert!(
+            decode(&token)
+                .unwrap()
+                .verify(key.public(), &policy(), early)
+                .is_err()
+        );
         // Actor that is not the client.
         let mut c = claims();
         c.client_id = "agt_a".into();
         let t = sign(&c, &key, "k1").unwrap();
-        assert!(decode(&t).unwrap().verify(key.public(), &policy(), NOW).is_err());
+        assert!(
+            decode(&t)
+                .unwrap()
+                .verify(key.public(), &policy(), NOW)
+                .is_err()
+        );
     }
 
     #[test]

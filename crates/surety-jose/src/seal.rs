@@ -33,14 +33,16 @@ impl Kek {
     /// A fresh random KEK's bytes.
     pub fn generate() -> Result<[u8; KEK_LEN], JoseError> {
         let mut bytes = [0u8; KEK_LEN];
-        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| JoseError::Crypto("random generator failed"))?;
+        aws_lc_rs::rand::fill(&mut bytes)
+            .map_err(|_| JoseError::Crypto("random generator failed"))?;
         Ok(bytes)
     }
 
     /// Seals `plaintext` for the key named `kid`.
     pub fn seal(&self, kid: &str, plaintext: &[u8]) -> Result<Vec<u8>, JoseError> {
         let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce).map_err(|_| JoseError::Crypto("random generator failed"))?;
+        aws_lc_rs::rand::fill(&mut nonce)
+            .map_err(|_| JoseError::Crypto("random generator failed"))?;
         let mut buf = plaintext.to_vec();
         self.0
             .seal_in_place_append_tag(
@@ -67,7 +69,9 @@ impl Kek {
         let plain = self
             .0
             .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf)
-            .map_err(|_| JoseError::Crypto("the key-encryption key does not open this sealed key"))?;
+            .map_err(|_| {
+                JoseError::Crypto("the key-encryption key does not open this sealed key")
+            })?;
         Ok(plain.to_vec())
     }
 }

@@ -11,8 +11,12 @@ use surety_api::admin::{
     EnrollRequest, EnrollResponse, EnrollmentCode, HumanQuery, HumanView, KeyView, ListResponse,
     Reason, RegisterAgent,
 };
+use surety_api::credentials::{
+    CreateGrant, CreateResourceServer, GrantQuery, GrantView, ResourceServerView, RotateSigningKey,
+    RotatedSigningKey, SigningKeyView,
+};
 use surety_api::oauth::{GRANT_TYPE_JWT_BEARER, SCOPE_ADMIN, TokenResponse};
-use surety_core::id::{AgentId, HumanId};
+use surety_core::id::{AgentId, GrantId, HumanId};
 use surety_jose::{PrivateJwk, rfc7523, rfc9449};
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
@@ -40,7 +44,7 @@ pub struct AdminClient {
     session: Mutex<Session>,
 }
 
-fn http_client() -> Result<reqwest::Client, ClientError> {
+pub(crate) fn http_client() -> Result<reqwest::Client, ClientError> {
     Ok(reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .redirect(reqwest::redirect::Policy::none())
@@ -48,7 +52,9 @@ fn http_client() -> Result<reqwest::Client, ClientError> {
         .build()?)
 }
 
-async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, ClientError> {
+pub(crate) async fn decode<T: DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<T, ClientError> {
     let status = response.status();
     if status.is_success() {
         return Ok(response.json().await?);
@@ -65,7 +71,7 @@ async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, C
     })
 }
 
-fn nonce_of(response: &reqwest::Response) -> Option<String> {
+pub(crate) fn nonce_of(response: &reqwest::Response) -> Option<String> {
     response
         .headers()
         .get("dpop-nonce")
@@ -361,5 +367,61 @@ impl AdminClient {
         query: &AuditQuery,
     ) -> Result<ListResponse<AuditEventView>, ClientError> {
         self.get("/v1/audit", Some(query)).await
+    }
+
+    /// `POST /v1/grants`.
+    pub async fn create_grant(&self, body: &CreateGrant) -> Result<GrantView, ClientError> {
+        self.post("/v1/grants", body).await
+    }
+
+    /// `GET /v1/grants`.
+    pub async fn list_grants(
+        &self,
+        query: &GrantQuery,
+    ) -> Result<ListResponse<GrantView>, ClientError> {
+        self.get("/v1/grants", Some(query)).await
+    }
+
+    /// `GET /v1/grants/{id}`.
+    pub async fn get_grant(&self, id: GrantId) -> Result<GrantView, ClientError> {
+        self.get::<_, ()>(&format!("/v1/grants/{id}"), None).await
+    }
+
+    /// `POST /v1/grants/{id}/{accept|decline|revoke}`.
+    pub async fn grant_action(
+        &self,
+        id: GrantId,
+        action: &str,
+        reason: Option<String>,
+    ) -> Result<GrantView, ClientError> {
+        self.post(&format!("/v1/grants/{id}/{action}"), &Reason { reason })
+            .await
+    }
+
+    /// `POST /v1/resource-servers`.
+    pub async fn create_resource_server(
+        &self,
+        body: &CreateResourceServer,
+    ) -> Result<ResourceServerView, ClientError> {
+        self.post("/v1/resource-servers", body).await
+    }
+
+    /// `GET /v1/resource-servers`.
+    pub async fn list_resource_servers(&self) -> Result<Vec<ResourceServerView>, ClientError> {
+        self.get::<_, ()>("/v1/resource-servers", None).await
+    }
+
+    /// `GET /v1/signing-keys`.
+    pub async fn list_signing_keys(&self) -> Result<Vec<SigningKeyView>, ClientError> {
+        self.get::<_, ()>("/v1/signing-keys", None).await
+    }
+
+    /// `POST /v1/signing-keys/rotate`.
+    pub async fn rotate_signing_key(
+        &self,
+        alg: Option<String>,
+    ) -> Result<RotatedSigningKey, ClientError> {
+        self.post("/v1/signing-keys/rotate", &RotateSigningKey { alg })
+            .await
     }
 }

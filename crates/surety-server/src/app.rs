@@ -28,8 +28,8 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::keyring::{KeyRing, KeyRingError};
 use crate::nonce::NonceIssuer;
-use surety_jose::KeyAlg;
 use crate::{oauth, ops, telemetry};
+use surety_jose::KeyAlg;
 
 /// Path of the token endpoint.
 pub const TOKEN_PATH: &str = "/oauth2/token";
@@ -147,7 +147,10 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(grants::accept))
         .routes(routes!(grants::decline))
         .routes(routes!(grants::revoke))
-        .routes(routes!(credentials::create_resource_server, credentials::list_resource_servers))
+        .routes(routes!(
+            credentials::create_resource_server,
+            credentials::list_resource_servers
+        ))
         .routes(routes!(credentials::list_signing_keys))
         .routes(routes!(credentials::rotate_signing_key))
         .routes(routes!(enroll::enroll))

@@ -108,7 +108,11 @@ pub fn load_or_create_kek(path: &Path) -> Result<Kek, KeyRingError> {
 }
 
 /// A new signing key, sealed, as the store keeps it.
-fn new_record(kek: &Kek, alg: KeyAlg, now: OffsetDateTime) -> Result<SigningKeyRecord, KeyRingError> {
+fn new_record(
+    kek: &Kek,
+    alg: KeyAlg,
+    now: OffsetDateTime,
+) -> Result<SigningKeyRecord, KeyRingError> {
     let sealed_err = |e: surety_jose::JoseError| KeyRingError::Sealed {
         kid: "(new)".into(),
         reason: e.to_string(),
@@ -117,7 +121,9 @@ fn new_record(kek: &Kek, alg: KeyAlg, now: OffsetDateTime) -> Result<SigningKeyR
     let kid = key.thumbprint();
     let private = key.to_json().map_err(sealed_err)?;
     Ok(SigningKeyRecord {
-        sealed_private: kek.seal(&kid, private.to_string().as_bytes()).map_err(sealed_err)?,
+        sealed_private: kek
+            .seal(&kid, private.to_string().as_bytes())
+            .map_err(sealed_err)?,
         public_jwk: key.public().to_json(),
         alg: key.jws_alg().as_str().into(),
         status: "active".into(),
@@ -140,8 +146,13 @@ impl KeyRing {
         let kek = load_or_create_kek(kek_path)?;
         if store.published_signing_keys(now).await?.is_empty() {
             let record = new_record(&kek, alg, now)?;
-            let event = NewEvent::new(EventKind::SigningKeyCreated, Actor::System, &record.kid, now)
-                .details(json!({"alg": record.alg}));
+            let event = NewEvent::new(
+                EventKind::SigningKeyCreated,
+                Actor::System,
+                &record.kid,
+                now,
+            )
+            .details(json!({"alg": record.alg}));
             store.create_first_signing_key(&record, &[event]).await?;
         }
         let kek_path = kek_path.to_owned();
@@ -204,7 +215,11 @@ impl KeyRing {
         Ok(())
     }
 
-    async fn refresh_if_stale(&self, store: &dyn Store, now: OffsetDateTime) -> Result<(), KeyRingError> {
+    async fn refresh_if_stale(
+        &self,
+        store: &dyn Store,
+        now: OffsetDateTime,
+    ) -> Result<(), KeyRingError> {
         let stale = now - self.state.read().await.loaded_at >= self.refresh;
         if stale {
             self.reload(store, now).await?;
@@ -213,7 +228,11 @@ impl KeyRing {
     }
 
     /// The key to sign with now.
-    pub async fn signer(&self, store: &dyn Store, now: OffsetDateTime) -> Result<Arc<Signer>, KeyRingError> {
+    pub async fn signer(
+        &self,
+        store: &dyn Store,
+        now: OffsetDateTime,
+    ) -> Result<Arc<Signer>, KeyRingError> {
         self.refresh_if_stale(store, now).await?;
         Ok(self.state.read().await.signer.clone())
     }
@@ -227,7 +246,12 @@ impl KeyRing {
         now: OffsetDateTime,
     ) -> Result<Option<PublicJwk>, KeyRingError> {
         self.refresh_if_stale(store, now).await?;
-        let find = |l: &Loaded| l.published.iter().find(|(k, _)| k == kid).map(|(_, p)| p.clone());
+        let find = |l: &Loaded| {
+            l.published
+                .iter()
+                .find(|(k, _)| k == kid)
+                .map(|(_, p)| p.clone())
+        };
         if let Some(found) = find(&*self.state.read().await) {
             return Ok(Some(found));
         }
@@ -239,7 +263,11 @@ impl KeyRing {
     }
 
     /// The JWK Set (RFC 7517 §5) of published keys.
-    pub async fn jwks(&self, store: &dyn Store, now: OffsetDateTime) -> Result<Value, KeyRingError> {
+    pub async fn jwks(
+        &self,
+        store: &dyn Store,
+        now: OffsetDateTime,
+    ) -> Result<Value, KeyRingError> {
         self.refresh_if_stale(store, now).await?;
         let state = self.state.read().await;
         let keys: Vec<Value> = state
@@ -250,7 +278,10 @@ impl KeyRing {
                 if let Value::Object(o) = &mut jwk {
                     o.insert("kid".into(), Value::String(kid.clone()));
                     o.insert("use".into(), Value::String("sig".into()));
-                    o.insert("alg".into(), Value::String(public.key_alg().as_str().into()));
+                    o.insert(
+                        "alg".into(),
+                        Value::String(public.key_alg().as_str().into()),
+                    );
                 }
                 jwk
             })
@@ -270,11 +301,14 @@ impl KeyRing {
     ) -> Result<(String, Vec<String>), KeyRingError> {
         let record = new_record(&self.kek, alg, now)?;
         let publish_until = now + keep_published;
-        let event = NewEvent::new(EventKind::SigningKeyRotated, actor, &record.kid, now).details(json!({
-            "alg": record.alg,
-            "previous_published_until": publish_until.unix_timestamp(),
-        }));
-        let retired = store.rotate_signing_key(&record, publish_until, &[event]).await?;
+        let event =
+            NewEvent::new(EventKind::SigningKeyRotated, actor, &record.kid, now).details(json!({
+                "alg": record.alg,
+                "previous_published_until": publish_until.unix_timestamp(),
+            }));
+        let retired = store
+            .rotate_signing_key(&record, publish_until, &[event])
+            .await?;
         self.reload(store, now).await?;
         Ok((record.kid, retired))
     }

@@ -402,7 +402,11 @@ pub trait GrantStore {
     async fn list_grants(&self, filter: &GrantFilter, page: &PageRequest) -> Result<Page<Grant>>;
     /// Applies a decided state change. Moving to `active` requires, until commit, an active
     /// principal, an active agent and an unexpired grant.
-    async fn change_grant_status(&self, change: &GrantStatusChange, events: &[NewEvent]) -> Result<()>;
+    async fn change_grant_status(
+        &self,
+        change: &GrantStatusChange,
+        events: &[NewEvent],
+    ) -> Result<()>;
 }
 
 /// The organisation's signing keys.
@@ -415,7 +419,11 @@ pub trait SigningKeyStore {
     async fn all_signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;
     /// Stores `key` as the signer if there is none yet (the first node to start makes it);
     /// returns whether it was stored.
-    async fn create_first_signing_key(&self, key: &SigningKeyRecord, events: &[NewEvent]) -> Result<bool>;
+    async fn create_first_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        events: &[NewEvent],
+    ) -> Result<bool>;
     /// Makes `key` the signer and retires the current one(s), published until
     /// `publish_until`. Returns the retired kids.
     async fn rotate_signing_key(
@@ -441,7 +449,12 @@ pub trait ResourceServerStore {
 #[async_trait]
 pub trait CredentialStore {
     /// Records an access token issued to `agent` (its audit events, and `last_seen_at`).
-    async fn record_token_issued(&self, agent: AgentId, at: OffsetDateTime, events: &[NewEvent]) -> Result<()>;
+    async fn record_token_issued(
+        &self,
+        agent: AgentId,
+        at: OffsetDateTime,
+        events: &[NewEvent],
+    ) -> Result<()>;
     /// Revokes one token until `expires_at`; `false` if it was already revoked.
     async fn revoke_token(
         &self,

@@ -7,9 +7,9 @@ use std::str::FromStr;
 use surety_core::agent::Agent;
 use surety_core::audit::{AuditEvent, NewEvent};
 use surety_core::grant::Grant;
-use surety_core::scope::ScopeSet;
 use surety_core::human::Human;
 use surety_core::key::KeyRecord;
+use surety_core::scope::ScopeSet;
 
 use crate::dbtime::DbTime;
 use crate::error::StoreError;

@@ -48,7 +48,8 @@ pub async fn create_resource_server(
     Json(body): Json<CreateResourceServer>,
 ) -> Result<(StatusCode, axum::Json<ResourceServerView>)> {
     caller.require_admin("register resource servers")?;
-    let audience = resource_url("audience", &body.audience).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let audience = resource_url("audience", &body.audience)
+        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
     let jwk = public_key("public_key", &body.public_key)?;
     let default_name = audience
         .split("://")
@@ -56,8 +57,12 @@ pub async fn create_resource_server(
         .and_then(|rest| rest.split(['/', '?']).next())
         .unwrap_or(&audience)
         .to_owned();
-    let name = surety_core::validate::free_text("name", body.name.as_deref().unwrap_or(&default_name), 100)
-        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let name = surety_core::validate::free_text(
+        "name",
+        body.name.as_deref().unwrap_or(&default_name),
+        100,
+    )
+    .map_err(|e| ApiError::invalid_request(e.to_string()))?;
     let now = state.clock.now();
     let rs = ResourceServer {
         id: ResourceServerId::new(now),
@@ -69,8 +74,13 @@ pub async fn create_resource_server(
         created_by: caller.id,
         created_at: now,
     };
-    let event = NewEvent::new(EventKind::ResourceServerRegistered, actor(&caller), rs.id, now)
-        .details(json!({"audience": rs.audience, "name": rs.name, "kid": rs.kid}));
+    let event = NewEvent::new(
+        EventKind::ResourceServerRegistered,
+        actor(&caller),
+        rs.id,
+        now,
+    )
+    .details(json!({"audience": rs.audience, "name": rs.name, "kid": rs.kid}));
     state.store.create_resource_server(&rs, &[event]).await?;
     Ok((StatusCode::CREATED, axum::Json(view(&rs))))
 }
@@ -126,14 +136,26 @@ pub async fn rotate_signing_key(
         .and_then(|Json(b)| b.alg)
         .unwrap_or_else(|| state.config.signing_alg.clone());
     let alg: KeyAlg = match alg.as_str() {
-        "EdDSA" | "ES256" => alg.parse().map_err(|_| ApiError::invalid_request("`alg`: must be `EdDSA` or `ES256`"))?,
-        _ => return Err(ApiError::invalid_request("`alg`: must be `EdDSA` or `ES256`")),
+        "EdDSA" | "ES256" => alg
+            .parse()
+            .map_err(|_| ApiError::invalid_request("`alg`: must be `EdDSA` or `ES256`"))?,
+        _ => {
+            return Err(ApiError::invalid_request(
+                "`alg`: must be `EdDSA` or `ES256`",
+            ));
+        }
     };
     let keep = to_time(state.config.token_ttl.max(state.config.access_token_ttl))
         + to_time(state.config.clock_skew);
     let (kid, retired) = state
         .keys
-        .rotate(state.store.as_ref(), alg, actor(&caller), keep, state.clock.now())
+        .rotate(
+            state.store.as_ref(),
+            alg,
+            actor(&caller),
+            keep,
+            state.clock.now(),
+        )
         .await
         .map_err(ApiError::internal)?;
     Ok(axum::Json(RotatedSigningKey { kid, retired }))

@@ -65,7 +65,9 @@ pub async fn create(
     let expires_at = match (body.expires_at, body.expires_in) {
         (Some(at), None) => at,
         (None, Some(secs)) => {
-            let secs = i64::try_from(secs).unwrap_or(i64::MAX).min(i64::from(u32::MAX));
+            let secs = i64::try_from(secs)
+                .unwrap_or(i64::MAX)
+                .min(i64::from(u32::MAX));
             now + Duration::seconds(secs)
         }
         _ => {
@@ -174,7 +176,10 @@ async fn transition(
             &[event],
         )
         .await?;
-    Ok(axum::Json(GrantView::at(&load(state, grant.id).await?, now)))
+    Ok(axum::Json(GrantView::at(
+        &load(state, grant.id).await?,
+        now,
+    )))
 }
 
 /// Accepts a proposed grant (the principal only).

@@ -76,8 +76,13 @@ pub(crate) async fn verify_active(state: &AppState, token: &str) -> Result<Activ
         issuer: &state.issuer,
         max_skew: to_time(state.config.clock_skew),
     };
-    let claims = decoded.verify(&key, &policy, now).map_err(|e| not(e.to_string()))?;
-    let principal: HumanId = claims.sub.parse().map_err(|_| not("`sub` is not a human"))?;
+    let claims = decoded
+        .verify(&key, &policy, now)
+        .map_err(|e| not(e.to_string()))?;
+    let principal: HumanId = claims
+        .sub
+        .parse()
+        .map_err(|_| not("`sub` is not a human"))?;
     let grant: GrantId = claims.grant_id.parse().map_err(|_| not("bad `grant_id`"))?;
     let chain: Vec<AgentId> = claims
         .act
@@ -124,16 +129,24 @@ pub(crate) async fn verify_active(state: &AppState, token: &str) -> Result<Activ
         let found = standing.agents.iter().find(|(id, _, _)| id == agent);
         match found {
             Some((_, AgentStatus::Active, w)) if after_watermark(claims.iat, *w) => {}
-            _ => return Err(not(format!("agent `{agent}` is not active, or was suspended since"))),
+            _ => {
+                return Err(not(format!(
+                    "agent `{agent}` is not active, or was suspended since"
+                )));
+            }
         }
     }
     // 5.
     for (kid, holder) in keys.iter().zip(&chain) {
         let ok = standing.keys.iter().any(|k| {
-            k.kid == *kid && k.status == KeyStatus::Active && k.holder == PrincipalId::Agent(*holder)
+            k.kid == *kid
+                && k.status == KeyStatus::Active
+                && k.holder == PrincipalId::Agent(*holder)
         });
         if !ok {
-            return Err(not(format!("key `{kid}` of `{holder}` is no longer active")));
+            return Err(not(format!(
+                "key `{kid}` of `{holder}` is no longer active"
+            )));
         }
     }
     Ok(ActiveToken {

@@ -52,7 +52,8 @@ pub(crate) async fn authenticate(
     let assertion = form
         .get("client_assertion")
         .ok_or_else(|| invalid("`client_assertion` is required"))?;
-    let decoded = rfc7523::decode(assertion).map_err(|e| invalid(format!("invalid assertion: {e}")))?;
+    let decoded =
+        rfc7523::decode(assertion).map_err(|e| invalid(format!("invalid assertion: {e}")))?;
     // 2. `iss` and `sub` are both the client id (RFC 7523 §3 items 1–2); a `client_id`
     //    parameter, if sent, names the same client.
     let issuer = decoded.issuer().map_err(invalid)?.to_owned();
@@ -100,7 +101,9 @@ pub(crate) async fn authenticate(
         None => keys.iter().collect(),
     };
     if candidates.is_empty() {
-        return Err(invalid("the assertion is not signed by an active key of the client"));
+        return Err(invalid(
+            "the assertion is not signed by an active key of the client",
+        ));
     }
     // 4. Signature, `aud`, `exp`, `nbf`, `iat` and `jti` presence (RFC 7523 §3 items 3–7).
     let audiences = super::assertion_audiences(state, endpoint);
@@ -131,7 +134,9 @@ pub(crate) async fn authenticate(
         .await
     {
         Ok(()) => {}
-        Err(StoreError::Replay) => return Err(invalid("this assertion was already used (`jti` replay)")),
+        Err(StoreError::Replay) => {
+            return Err(invalid("this assertion was already used (`jti` replay)"));
+        }
         Err(e) => return Err(e.into()),
     }
     // 6. The client is in a state to act.

@@ -5,7 +5,9 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use surety_api::oauth::{GRANT_TYPE_JWT_BEARER, GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_GRANT};
+use surety_api::oauth::{
+    GRANT_TYPE_JWT_BEARER, GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_GRANT,
+};
 
 use crate::app::{AppState, INTROSPECT_PATH, JWKS_PATH, OPENAPI_PATH, REVOKE_PATH, TOKEN_PATH};
 use crate::error::{ApiError, DPOP_ALGS};
@@ -79,7 +81,11 @@ pub async fn openid_configuration(State(state): State<AppState>) -> Response {
     responses((status = 200, description = "An RFC 7517 JWK Set"))
 )]
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    match state.keys.jwks(state.store.as_ref(), state.clock.now()).await {
+    match state
+        .keys
+        .jwks(state.store.as_ref(), state.clock.now())
+        .await
+    {
         Ok(set) => {
             let mut response = axum::Json(set).into_response();
             response.headers_mut().insert(

@@ -113,7 +113,10 @@ pub(super) fn assertion_audiences(state: &AppState, endpoint: &str) -> Vec<Strin
 }
 
 /// How assertions are checked.
-pub(super) fn assertion_policy<'a>(state: &AppState, audiences: &'a [&'a str]) -> AssertionPolicy<'a> {
+pub(super) fn assertion_policy<'a>(
+    state: &AppState,
+    audiences: &'a [&'a str],
+) -> AssertionPolicy<'a> {
     AssertionPolicy {
         audiences,
         max_lifetime: to_time(state.config.assertion_max_lifetime),

@@ -70,15 +70,21 @@ async fn answer(state: &AppState, form: &Form) -> Result<(), ApiError> {
             "this token was not issued to you or to a sub-agent you delegated to",
         ));
     }
-    let expires_at = OffsetDateTime::from_unix_timestamp(active.claims.exp).map_err(ApiError::internal)?;
-    let event = NewEvent::new(EventKind::TokenRevoked, Actor::Agent(agent.id), &active.claims.jti, now)
-        .agent(active.chain[0])
-        .human(active.principal)
-        .details(json!({
-            "grant_id": active.claims.grant_id,
-            "client_id": active.claims.client_id,
-            "exp": active.claims.exp,
-        }));
+    let expires_at =
+        OffsetDateTime::from_unix_timestamp(active.claims.exp).map_err(ApiError::internal)?;
+    let event = NewEvent::new(
+        EventKind::TokenRevoked,
+        Actor::Agent(agent.id),
+        &active.claims.jti,
+        now,
+    )
+    .agent(active.chain[0])
+    .human(active.principal)
+    .details(json!({
+        "grant_id": active.claims.grant_id,
+        "client_id": active.claims.client_id,
+        "exp": active.claims.exp,
+    }));
     state
         .store
         .revoke_token(&active.claims.jti, expires_at, now, &[event])

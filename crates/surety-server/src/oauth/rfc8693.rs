@@ -16,12 +16,12 @@
 use axum::http::HeaderMap;
 use serde_json::json;
 use surety_api::oauth::{
-    GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_DPOP,
-    TOKEN_TYPE_GRANT, TokenResponse,
+    GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_DPOP, TOKEN_TYPE_GRANT,
+    TokenResponse,
 };
 use surety_core::agent::Agent;
 use surety_core::audit::{Actor, EventKind, NewEvent};
-use surety_core::delegation::{self, MintError, Minted, Parent, Requested, Standing};
+use surety_core::delegation::{self, Hop, MintError, Minted, Parent, Requested, Standing};
 use surety_core::human::HumanStatus;
 use surety_core::id::{AgentId, GrantId, PrincipalId};
 use surety_core::key::KeyStatus;
@@ -46,7 +46,10 @@ impl From<MintError> for ApiError {
     }
 }
 
-async fn principal_status(state: &AppState, principal: surety_core::id::HumanId) -> Result<HumanStatus, ApiError> {
+async fn principal_status(
+    state: &AppState,
+    principal: surety_core::id::HumanId,
+) -> Result<HumanStatus, ApiError> {
     Ok(state
         .store
         .get_human(principal)
@@ -83,7 +86,9 @@ pub(super) async fn exchange(
     };
     // The token is bound to the agent's own key: the proof must be made with one.
     let proof_key = state.store.get_key(&proof.jkt).await?;
-    if !proof_key.is_some_and(|k| k.status == KeyStatus::Active && k.holder == PrincipalId::Agent(client.id)) {
+    if !proof_key
+        .is_some_and(|k| k.status == KeyStatus::Active && k.holder == PrincipalId::Agent(client.id))
+    {
         return Err(ApiError::invalid_dpop_proof(
             "the DPoP proof must be signed by an active key registered to the agent",
         ));
@@ -142,7 +147,9 @@ pub(super) async fn exchange(
             let minted = delegation::from_grant(&grant, client.id, standing, &requested, now, ttl)?;
             (minted, proof.jkt.clone(), Vec::new())
         }
-        TOKEN_TYPE_ACCESS_TOKEN => sub_agent(state, &client, subject_token, &proof.jkt, form, &requested).await?,
+        TOKEN_TYPE_ACCESS_TOKEN => {
+            sub_agent(state, &client, subject_token, &proof.jkt, form, &requested).await?
+        }
         other => {
             return Err(ApiError::invalid_request(format!(
                 "`subject_token_type` `{}` is not supported: use `{TOKEN_TYPE_GRANT}` or `{TOKEN_TYPE_ACCESS_TOKEN}`",
@@ -172,9 +179,13 @@ pub(super) async fn exchange(
         .signer(state.store.as_ref(), now)
         .await
         .map_err(ApiError::internal)?;
-    let access_token = rfc9068::sign(&claims, &signer.key, &signer.kid).map_err(ApiError::internal)?;
+    let access_token =
+        rfc9068::sign(&claims, &signer.key, &signer.kid).map_err(ApiError::internal)?;
     let event = token_event(&client, &minted, &claims, now);
-    state.store.record_token_issued(client.id, now, &[event]).await?;
+    state
+        .store
+        .record_token_issued(client.id, now, &[event])
+        .await?;
     metrics::counter!("surety_tokens_issued_total", "kind" => if minted.depth() == 0 { "grant" } else { "sub_agent" }).increment(1);
     Ok(TokenResponse {
         access_token,
@@ -200,14 +211,20 @@ async fn sub_agent(
     let actor: AgentId = form
         .get("requested_actor")
         .ok_or_else(|| {
-            ApiError::invalid_request("`requested_actor` (the sub-agent) is required with an access token subject")
+            ApiError::invalid_request(
+                "`requested_actor` (the sub-agent) is required with an access token subject",
+            )
         })?
         .parse()
-        .map_err(|e: surety_core::id::InvalidId| ApiError::invalid_request(format!("`requested_actor`: {e}")))?;
+        .map_err(|e: surety_core::id::InvalidId| {
+            ApiError::invalid_request(format!("`requested_actor`: {e}"))
+        })?;
     let parent = match verify_active(state, subject_token).await {
         Ok(t) => t,
         Err(Inactive::Because(why)) => {
-            return Err(ApiError::invalid_grant(format!("the subject token is not active: {why}")));
+            return Err(ApiError::invalid_grant(format!(
+                "the subject token is not active: {why}"
+            )));
         }
         Err(Inactive::Error(e)) => return Err(e),
     };
@@ -221,14 +238,13 @@ async fn sub_agent(
         .get_grant(parent.grant)
         .await?
         .ok_or_else(|| ApiError::invalid_grant("the subject token's grant is unknown"))?;
-    let sub_agent = state
-        .store
-        .get_agent(actor)
-        .await?
-        .ok_or_else(|| ApiError::invalid_grant(format!("`{actor}` is not a registered agent")))?;
-    let bound_to = current_key(state, actor)
-        .await?
-        .ok_or_else(|| ApiError::invalid_grant(format!("`{actor}` has no active key to bind a token to")))?;
+    let sub_agent =
+        state.store.get_agent(actor).await?.ok_or_else(|| {
+            ApiError::invalid_grant(format!("`{actor}` is not a registered agent"))
+        })?;
+    let bound_to = current_key(state, actor).await?.ok_or_else(|| {
+        ApiError::invalid_grant(format!("`{actor}` has no active key to bind a token to"))
+    })?;
     let standing = Standing {
         principal: principal_status(state, grant.principal).await?,
         actor: sub_agent.status,
@@ -245,7 +261,18 @@ async fn sub_agent(
             .map_err(|_| ApiError::invalid_grant("the subject token's `exp` is out of range"))?,
     };
     let ttl = to_time(state.config.token_ttl);
-    let minted = delegation::for_sub_agent(&p, &grant, client.id, actor, standing, requested, now, ttl)?;
+    let minted = delegation::for_sub_agent(
+        &p,
+        &grant,
+        Hop {
+            client: client.id,
+            actor,
+        },
+        standing,
+        requested,
+        now,
+        ttl,
+    )?;
     let mut derived_from = vec![Derivation {
         jti: parent.claims.jti.clone(),
         jkt: parent.claims.cnf.jkt.clone(),
@@ -254,19 +281,29 @@ async fn sub_agent(
     Ok((minted, bound_to, derived_from))
 }
 
-fn token_event(client: &Agent, minted: &Minted, claims: &AccessTokenClaims, now: time::OffsetDateTime) -> NewEvent {
-    NewEvent::new(EventKind::TokenIssued, Actor::Agent(client.id), &claims.jti, now)
-        .agent(minted.chain[0])
-        .human(minted.principal)
-        .details(json!({
-            "grant_type": GRANT_TYPE_TOKEN_EXCHANGE,
-            "grant_id": claims.grant_id,
-            "scope": claims.scope,
-            "aud": claims.aud,
-            "act": claims.act,
-            "cnf_jkt": claims.cnf.jkt,
-            "exp": claims.exp,
-            "depth": minted.depth(),
-            "derived_from": claims.derived_from.first().map(|d| &d.jti),
-        }))
+fn token_event(
+    client: &Agent,
+    minted: &Minted,
+    claims: &AccessTokenClaims,
+    now: time::OffsetDateTime,
+) -> NewEvent {
+    NewEvent::new(
+        EventKind::TokenIssued,
+        Actor::Agent(client.id),
+        &claims.jti,
+        now,
+    )
+    .agent(minted.chain[0])
+    .human(minted.principal)
+    .details(json!({
+        "grant_type": GRANT_TYPE_TOKEN_EXCHANGE,
+        "grant_id": claims.grant_id,
+        "scope": claims.scope,
+        "aud": claims.aud,
+        "act": claims.act,
+        "cnf_jkt": claims.cnf.jkt,
+        "exp": claims.exp,
+        "depth": minted.depth(),
+        "derived_from": claims.derived_from.first().map(|d| &d.jti),
+    }))
 }

@@ -38,7 +38,9 @@ async fn insert_signing_key(tx: &mut Tx, k: &SigningKeyRecord) -> Result<()> {
     .bind(k.publish_until.map(DbTime::from))
     .execute(&mut **tx)
     .await
-    .map_err(unique_as_conflict(|| format!("signing key `{}` already exists", k.kid)))?;
+    .map_err(unique_as_conflict(|| {
+        format!("signing key `{}` already exists", k.kid)
+    }))?;
     Ok(())
 }
 
@@ -219,11 +221,12 @@ impl CredentialStore for Backend {
         // change commits in between: every state here only ever moves away from active,
         // except reinstatement, which the watermarks cover).
         let mut conn = self.reader().acquire().await?;
-        let grant: Option<GrantRow> =
-            sqlx::query_as(AssertSqlSafe(format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = $1")))
-                .bind(q.grant.to_string())
-                .fetch_optional(&mut *conn)
-                .await?;
+        let grant: Option<GrantRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {GRANT_COLUMNS} FROM grants WHERE id = $1"
+        )))
+        .bind(q.grant.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
         let grant = grant.map(Grant::try_from).transpose()?;
         let principal: Option<(String, Option<DbTime>)> =
             sqlx::query_as("SELECT status, tokens_not_before FROM humans WHERE id = $1")
@@ -231,7 +234,12 @@ impl CredentialStore for Backend {
                 .fetch_optional(&mut *conn)
                 .await?;
         let principal = principal
-            .map(|(s, w)| Ok::<_, StoreError>((s.parse::<HumanStatus>().map_err(StoreError::corrupt)?, w.map(|t| t.0))))
+            .map(|(s, w)| {
+                Ok::<_, StoreError>((
+                    s.parse::<HumanStatus>().map_err(StoreError::corrupt)?,
+                    w.map(|t| t.0),
+                ))
+            })
             .transpose()?;
         let mut agents = Vec::with_capacity(q.agents.len());
         if !q.agents.is_empty() {

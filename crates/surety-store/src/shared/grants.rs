@@ -60,11 +60,12 @@ impl GrantStore for Backend {
     }
 
     async fn get_grant(&self, id: GrantId) -> Result<Option<Grant>> {
-        let row: Option<GrantRow> =
-            sqlx::query_as(AssertSqlSafe(format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = $1")))
-                .bind(id.to_string())
-                .fetch_optional(self.reader())
-                .await?;
+        let row: Option<GrantRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {GRANT_COLUMNS} FROM grants WHERE id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(self.reader())
+        .await?;
         row.map(Grant::try_from).transpose()
     }
 
@@ -75,7 +76,8 @@ impl GrantStore for Backend {
             q.push(" AND agent_id = ").push_bind(agent.to_string());
         }
         if let Some(principal) = filter.principal {
-            q.push(" AND principal_id = ").push_bind(principal.to_string());
+            q.push(" AND principal_id = ")
+                .push_bind(principal.to_string());
         }
         if let Some(status) = filter.status {
             q.push(" AND status = ").push_bind(status.as_str());
@@ -124,7 +126,10 @@ impl GrantStore for Backend {
         };
         if c.to == GrantStatus::Active {
             if expires_at.0 <= c.at {
-                return Err(StoreError::Conflict(format!("grant `{}` has expired", c.id)));
+                return Err(StoreError::Conflict(format!(
+                    "grant `{}` has expired",
+                    c.id
+                )));
             }
             let principal = principal.parse().map_err(StoreError::corrupt)?;
             lock_active_human(&mut tx, principal, "principal").await?;

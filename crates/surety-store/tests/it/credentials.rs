@@ -61,11 +61,28 @@ async fn grants_round_trip_and_filter_by_visibility(store: Arc<dyn Store>) {
     assert_eq!(store.get_grant(g.id).await.unwrap(), Some(g.clone()));
     let page = PageRequest::first(10);
     for (viewer, seen) in [(owner.id, 1), (principal.id, 1), (stranger.id, 0)] {
-        let filter = GrantFilter { visible_to: Some(viewer), ..GrantFilter::default() };
-        assert_eq!(store.list_grants(&filter, &page).await.unwrap().items.len(), seen);
+        let filter = GrantFilter {
+            visible_to: Some(viewer),
+            ..GrantFilter::default()
+        };
+        assert_eq!(
+            store.list_grants(&filter, &page).await.unwrap().items.len(),
+            seen
+        );
     }
-    let by_agent = GrantFilter { agent: Some(a.id), status: Some(GrantStatus::Active), ..GrantFilter::default() };
-    assert!(store.list_grants(&by_agent, &page).await.unwrap().items.is_empty());
+    let by_agent = GrantFilter {
+        agent: Some(a.id),
+        status: Some(GrantStatus::Active),
+        ..GrantFilter::default()
+    };
+    assert!(
+        store
+            .list_grants(&by_agent, &page)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }
 
 async fn a_grant_needs_an_active_principal_and_agent(store: Arc<dyn Store>) {
@@ -88,18 +105,32 @@ async fn a_grant_needs_an_active_principal_and_agent(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let before = event_count(&store).await;
-    let err = store.create_grant(&new_grant(a.id, owner.id, owner.id), &[event(EventKind::GrantCreated, "x")]).await.unwrap_err();
+    let err = store
+        .create_grant(
+            &new_grant(a.id, owner.id, owner.id),
+            &[event(EventKind::GrantCreated, "x")],
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
     let (b, _) = add_agent(&store, "bot2", owner.id).await;
     store
         .change_human_status(
-            &HumanStatusChange { id: owner.id, from: HumanStatus::Active, to: HumanStatus::Deactivated, at: t0() },
+            &HumanStatusChange {
+                id: owner.id,
+                from: HumanStatus::Active,
+                to: HumanStatus::Deactivated,
+                at: t0(),
+            },
             &[],
             &|agent| event(EventKind::AgentSuspended, agent.id),
         )
         .await
         .unwrap();
-    let err = store.create_grant(&new_grant(b.id, owner.id, admin.id), &[]).await.unwrap_err();
+    let err = store
+        .create_grant(&new_grant(b.id, owner.id, admin.id), &[])
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
     // Nothing was written by the refusals: the two events are `bot2`'s registration and
     // its suspension by the cascade.
@@ -112,16 +143,37 @@ async fn accepting_is_compare_and_set_and_refuses_expired_grants(store: Arc<dyn 
     let (a, _) = add_agent(&store, "bot", owner.id).await;
     let g = new_grant(a.id, principal.id, owner.id);
     store.create_grant(&g, &[]).await.unwrap();
-    let accept = |at| GrantStatusChange { id: g.id, from: GrantStatus::Proposed, to: GrantStatus::Active, reason: None, at };
-    let err = store.change_grant_status(&accept(g.expires_at), &[]).await.unwrap_err();
+    let accept = |at| GrantStatusChange {
+        id: g.id,
+        from: GrantStatus::Proposed,
+        to: GrantStatus::Active,
+        reason: None,
+        at,
+    };
+    let err = store
+        .change_grant_status(&accept(g.expires_at), &[])
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-    assert_eq!(store.get_grant(g.id).await.unwrap().unwrap().status, GrantStatus::Proposed);
+    assert_eq!(
+        store.get_grant(g.id).await.unwrap().unwrap().status,
+        GrantStatus::Proposed
+    );
     store.change_grant_status(&accept(t0()), &[]).await.unwrap();
     // Decided on `proposed`, which is no longer current.
-    let err = store.change_grant_status(&accept(t0()), &[]).await.unwrap_err();
+    let err = store
+        .change_grant_status(&accept(t0()), &[])
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Stale), "{err}");
-    let missing = GrantStatusChange { id: GrantId::new(t0()), ..accept(t0()) };
-    assert!(matches!(store.change_grant_status(&missing, &[]).await, Err(StoreError::NotFound(_))));
+    let missing = GrantStatusChange {
+        id: GrantId::new(t0()),
+        ..accept(t0())
+    };
+    assert!(matches!(
+        store.change_grant_status(&missing, &[]).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 fn signing_key(kid: &str, at: time::OffsetDateTime) -> SigningKeyRecord {
@@ -138,18 +190,41 @@ fn signing_key(kid: &str, at: time::OffsetDateTime) -> SigningKeyRecord {
 }
 
 async fn signing_keys_first_one_wins_and_rotation_keeps_the_old_published(store: Arc<dyn Store>) {
-    assert!(store.create_first_signing_key(&signing_key("k1", t0()), &[]).await.unwrap());
-    assert!(!store.create_first_signing_key(&signing_key("k0", t0()), &[]).await.unwrap());
+    assert!(
+        store
+            .create_first_signing_key(&signing_key("k1", t0()), &[])
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .create_first_signing_key(&signing_key("k0", t0()), &[])
+            .await
+            .unwrap()
+    );
     let t1 = t0() + Duration::hours(1);
     let until = t1 + Duration::minutes(10);
-    let retired = store.rotate_signing_key(&signing_key("k2", t1), until, &[]).await.unwrap();
+    let retired = store
+        .rotate_signing_key(&signing_key("k2", t1), until, &[])
+        .await
+        .unwrap();
     assert_eq!(retired, vec!["k1".to_owned()]);
-    let kids = |keys: Vec<SigningKeyRecord>| keys.into_iter().map(|k| (k.kid, k.status)).collect::<Vec<_>>();
+    let kids = |keys: Vec<SigningKeyRecord>| {
+        keys.into_iter()
+            .map(|k| (k.kid, k.status))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
         kids(store.published_signing_keys(t1).await.unwrap()),
-        vec![("k2".into(), "active".into()), ("k1".into(), "retired".into())]
+        vec![
+            ("k2".into(), "active".into()),
+            ("k1".into(), "retired".into())
+        ]
     );
-    assert_eq!(kids(store.published_signing_keys(until).await.unwrap()), vec![("k2".into(), "active".into())]);
+    assert_eq!(
+        kids(store.published_signing_keys(until).await.unwrap()),
+        vec![("k2".into(), "active".into())]
+    );
     assert_eq!(store.all_signing_keys().await.unwrap().len(), 2);
 }
 
@@ -167,16 +242,28 @@ async fn resource_servers_are_unique_by_audience_and_key(store: Arc<dyn Store>) 
     };
     let first = rs("https://crm.example", "k1");
     store.create_resource_server(&first, &[]).await.unwrap();
-    assert_eq!(store.get_resource_server(first.id).await.unwrap(), Some(first.clone()));
-    for dup in [rs("https://crm.example", "k2"), rs("https://other.example", "k1")] {
+    assert_eq!(
+        store.get_resource_server(first.id).await.unwrap(),
+        Some(first.clone())
+    );
+    for dup in [
+        rs("https://crm.example", "k2"),
+        rs("https://other.example", "k1"),
+    ] {
         let err = store.create_resource_server(&dup, &[]).await.unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{err}");
     }
     // A key already held by a human is not reusable.
-    let device = store.list_keys(surety_core::id::PrincipalId::Human(admin.id)).await.unwrap();
+    let device = store
+        .list_keys(surety_core::id::PrincipalId::Human(admin.id))
+        .await
+        .unwrap();
     assert!(device.is_empty());
     let (_, agent_key) = add_agent(&store, "bot", admin.id).await;
-    let err = store.create_resource_server(&rs("https://x.example", &agent_key.kid), &[]).await.unwrap_err();
+    let err = store
+        .create_resource_server(&rs("https://x.example", &agent_key.kid), &[])
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
     assert_eq!(store.list_resource_servers().await.unwrap().len(), 1);
 }
@@ -189,7 +276,13 @@ async fn token_standing_reports_states_watermarks_and_revocations(store: Arc<dyn
     let agents = [a.id];
     let keys = [k.kid.as_str()];
     let jtis = ["j1", "j0"];
-    let q = StandingQuery { grant: g.id, principal: owner.id, agents: &agents, keys: &keys, jtis: &jtis };
+    let q = StandingQuery {
+        grant: g.id,
+        principal: owner.id,
+        agents: &agents,
+        keys: &keys,
+        jtis: &jtis,
+    };
     let s = store.token_standing(&q).await.unwrap();
     assert_eq!(s.grant.as_ref().map(|g| g.id), Some(g.id));
     assert_eq!(s.principal, Some((HumanStatus::Active, None)));
@@ -198,13 +291,34 @@ async fn token_standing_reports_states_watermarks_and_revocations(store: Arc<dyn
     assert!(!s.revoked);
 
     let t1 = t0() + Duration::minutes(1);
-    assert!(store.revoke_token("j0", t1 + Duration::minutes(5), t1, &[]).await.unwrap());
-    assert!(!store.revoke_token("j0", t1 + Duration::minutes(5), t1, &[]).await.unwrap());
+    assert!(
+        store
+            .revoke_token("j0", t1 + Duration::minutes(5), t1, &[])
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_token("j0", t1 + Duration::minutes(5), t1, &[])
+            .await
+            .unwrap()
+    );
     // Suspending sets the watermark; reinstating keeps it.
-    for (from, to) in [(AgentStatus::Active, AgentStatus::Suspended), (AgentStatus::Suspended, AgentStatus::Active)] {
+    for (from, to) in [
+        (AgentStatus::Active, AgentStatus::Suspended),
+        (AgentStatus::Suspended, AgentStatus::Active),
+    ] {
         store
             .change_agent_status(
-                &AgentStatusChange { id: a.id, from, to, reason: None, keys_to: None, keys: vec![], at: t1 },
+                &AgentStatusChange {
+                    id: a.id,
+                    from,
+                    to,
+                    reason: None,
+                    keys_to: None,
+                    keys: vec![],
+                    at: t1,
+                },
                 &[],
             )
             .await
@@ -214,8 +328,14 @@ async fn token_standing_reports_states_watermarks_and_revocations(store: Arc<dyn
     let s = store.token_standing(&q).await.unwrap();
     assert!(s.revoked);
     assert_eq!(s.agents, vec![(a.id, AgentStatus::Active, Some(t1))]);
-    assert_eq!(store.get_agent(a.id).await.unwrap().unwrap().last_seen_at, Some(t1));
+    assert_eq!(
+        store.get_agent(a.id).await.unwrap().unwrap().last_seen_at,
+        Some(t1)
+    );
     // Revocations are purged once the token would have expired anyway.
-    store.purge_expired(t1 + Duration::minutes(6)).await.unwrap();
+    store
+        .purge_expired(t1 + Duration::minutes(6))
+        .await
+        .unwrap();
     assert!(!store.token_standing(&q).await.unwrap().revoked);
 }

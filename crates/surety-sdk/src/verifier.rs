@@ -1,0 +1,234 @@
+//! The resource-server side: verify a request that carries a Surety access token.
+//!
+//! 1. exactly one `Authorization: DPoP <token>` (RFC 9449 §7.1);
+//! 2. the token is an RFC 9068 JWT signed by a key of the issuer's JWKS (cached; re-read
+//!    when an unknown `kid` appears), from the expected issuer, unexpired, for this audience;
+//! 3. the DPoP proof passes every check of RFC 9449 §4.3, including `ath` and a key whose
+//!    thumbprint is the token's `cnf.jkt`, and its `jti` was not seen before;
+//! 4. revocation: the token is still active according to introspection (RFC 7662), asked
+//!    with this resource server's own `private_key_jwt`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use surety_api::oauth::CLIENT_ASSERTION_TYPE_JWT_BEARER;
+use surety_core::id::ResourceServerId;
+use surety_jose::rfc9068::{self, AccessTokenClaims, TokenPolicy};
+use surety_jose::rfc9449::{self, NonceCheck, ProofContext, ProofPolicy};
+use surety_jose::{PrivateJwk, PublicJwk, rfc7523};
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
+
+use crate::ClientError;
+use crate::client::http_client;
+
+/// Why a request was refused; maps to `WWW-Authenticate: DPoP error="…"`.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// No usable token (401 without an error code, RFC 6750 §3.1).
+    #[error("no DPoP access token")]
+    Missing,
+    /// The token is malformed, expired, for someone else or no longer active.
+    #[error("invalid_token: {0}")]
+    InvalidToken(String),
+    /// The DPoP proof failed a check.
+    #[error("invalid_dpop_proof: {0}")]
+    InvalidProof(String),
+    /// Surety could not be asked.
+    #[error("authorization server unavailable: {0}")]
+    Unavailable(#[from] ClientError),
+}
+
+impl VerifyError {
+    /// The `error` code for `WWW-Authenticate`, if any.
+    #[must_use]
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            Self::Missing | Self::Unavailable(_) => None,
+            Self::InvalidToken(_) => Some("invalid_token"),
+            Self::InvalidProof(_) => Some("invalid_dpop_proof"),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    keys: HashMap<String, PublicJwk>,
+    fetched: Option<Instant>,
+    seen: HashMap<String, OffsetDateTime>,
+}
+
+/// Verifies requests to one resource server.
+#[derive(Debug)]
+pub struct ResourceVerifier {
+    http: reqwest::Client,
+    issuer: String,
+    audience: String,
+    id: ResourceServerId,
+    key: PrivateJwk,
+    introspect: bool,
+    state: Mutex<State>,
+}
+
+impl ResourceVerifier {
+    /// A verifier for `audience`, registered at `issuer` as `id` with `key`.
+    pub fn new(
+        issuer: &str,
+        audience: &str,
+        id: ResourceServerId,
+        key: PrivateJwk,
+    ) -> Result<Self, ClientError> {
+        Ok(Self {
+            http: http_client()?,
+            issuer: issuer.trim_end_matches('/').to_owned(),
+            audience: audience.to_owned(),
+            id,
+            key,
+            introspect: true,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// Skips step 4: revocation then takes effect only at token expiry. For verifiers that
+    /// learn revocations another way.
+    #[must_use]
+    pub fn without_introspection(mut self) -> Self {
+        self.introspect = false;
+        self
+    }
+
+    async fn fetch_keys(&self, state: &mut State) -> Result<(), ClientError> {
+        let url = format!("{}/jwks", self.issuer);
+        let set: serde_json::Value =
+            crate::client::decode(self.http.get(&url).send().await?).await?;
+        state.keys.clear();
+        for jwk in set["keys"].as_array().into_iter().flatten() {
+            if let (Some(kid), Ok(key)) = (jwk["kid"].as_str(), PublicJwk::from_json(jwk)) {
+                state.keys.insert(kid.to_owned(), key);
+            }
+        }
+        state.fetched = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn signing_key(&self, kid: &str) -> Result<Option<PublicJwk>, ClientError> {
+        let mut state = self.state.lock().await;
+        if let Some(k) = state.keys.get(kid) {
+            return Ok(Some(k.clone()));
+        }
+        // An unknown kid: re-read, but at most every 5 s whatever callers send.
+        if state
+            .fetched
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(5))
+        {
+            self.fetch_keys(&mut state).await?;
+        }
+        Ok(state.keys.get(kid).cloned())
+    }
+
+    /// Verifies a request: `authorization` and `dpop` are every value of those headers,
+    /// `method` and `url` the request's (the URL as the client addressed it).
+    pub async fn verify(
+        &self,
+        authorization: &[&str],
+        dpop: &[&str],
+        method: &str,
+        url: &str,
+    ) -> Result<AccessTokenClaims, VerifyError> {
+        let now = OffsetDateTime::now_utc();
+        // 1.
+        let token = match authorization {
+            [one] => match one.split_once(' ') {
+                Some((scheme, t))
+                    if scheme.eq_ignore_ascii_case("dpop") && !t.trim().is_empty() =>
+                {
+                    t.trim()
+                }
+                _ => return Err(VerifyError::Missing),
+            },
+            _ => return Err(VerifyError::Missing),
+        };
+        // 2.
+        let invalid = |e: &dyn std::fmt::Display| VerifyError::InvalidToken(e.to_string());
+        let decoded = rfc9068::decode(token).map_err(|e| invalid(&e))?;
+        let key = self
+            .signing_key(decoded.kid())
+            .await?
+            .ok_or_else(|| VerifyError::InvalidToken("signed by an unknown key".into()))?;
+        let policy = TokenPolicy {
+            issuer: &self.issuer,
+            max_skew: time::Duration::seconds(5),
+        };
+        let claims = decoded
+            .verify(&key, &policy, now)
+            .map_err(|e| invalid(&e))?;
+        if claims.aud != self.audience {
+            return Err(VerifyError::InvalidToken(
+                "the token is for another audience".into(),
+            ));
+        }
+        // 3.
+        let htu = url.split(['?', '#']).next().unwrap_or(url);
+        let ctx = ProofContext {
+            method,
+            uri: htu,
+            access_token: Some(token),
+            bound_jkt: Some(&claims.cnf.jkt),
+        };
+        let proof = rfc9449::validate(
+            dpop,
+            &ctx,
+            &ProofPolicy::default(),
+            NonceCheck::NotRequired,
+            now,
+        )
+        .map_err(|e| VerifyError::InvalidProof(e.to_string()))?;
+        {
+            let mut state = self.state.lock().await;
+            state.seen.retain(|_, until| *until > now);
+            if state
+                .seen
+                .insert(proof.replay_key.clone(), proof.replay_until)
+                .is_some()
+            {
+                return Err(VerifyError::InvalidProof(
+                    "the proof was already used (jti replay)".into(),
+                ));
+            }
+        }
+        // 4.
+        if self.introspect && !self.is_active(token, &claims.jti).await? {
+            return Err(VerifyError::InvalidToken(
+                "the token is no longer active".into(),
+            ));
+        }
+        Ok(claims)
+    }
+
+    /// Asks Surety whether `token` is active (RFC 7662).
+    pub async fn is_active(&self, token: &str, jti: &str) -> Result<bool, ClientError> {
+        let url = format!("{}/oauth2/introspect", self.issuer);
+        let id = self.id.to_string();
+        let assertion = rfc7523::create(
+            &self.key,
+            &id,
+            &id,
+            &self.issuer,
+            time::Duration::seconds(60),
+            OffsetDateTime::now_utc(),
+        )?;
+        let response = self
+            .http
+            .post(&url)
+            .form(&[
+                ("token", token),
+                ("token_type_hint", "access_token"),
+                ("client_assertion_type", CLIENT_ASSERTION_TYPE_JWT_BEARER),
+                ("client_assertion", &assertion),
+            ])
+            .send()
+            .await?;
+        let body: serde_json::Value = crate::client::decode(response).await?;
+        Ok(body["active"] == true && body["jti"] == jti)
+    }
+}
