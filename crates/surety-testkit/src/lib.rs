@@ -12,9 +12,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use surety_api::admin::{CreateHuman, HumanView};
+use surety_api::admin::{AgentView, CreateHuman, HumanView, RegisterAgent};
+use surety_api::credentials::{CreateGrant, CreateResourceServer, GrantView, ResourceServerView};
 use surety_core::clock::{Clock, SystemClock};
 use surety_core::human::{Human, Role};
+use surety_core::id::AgentId;
 use surety_jose::{KeyAlg, PrivateJwk, rfc7523, rfc9449};
 use surety_sdk::AdminClient;
 use surety_server::serve::Server;
@@ -233,6 +235,77 @@ impl TestServer {
     #[must_use]
     pub fn nonce(&self) -> String {
         self.state.nonces.current(self.now())
+    }
+
+    /// Registers an agent owned by the first admin, with a fresh Ed25519 key.
+    pub async fn agent(&self, name: &str) -> (AgentView, PrivateJwk) {
+        let key = PrivateJwk::generate(KeyAlg::EdDSA).unwrap();
+        let agent = self
+            .admin_client()
+            .register_agent(&RegisterAgent {
+                name: name.into(),
+                owner: None,
+                public_key: key.public().to_json(),
+                purpose: Some("testing".into()),
+                environment: None,
+                labels: std::collections::BTreeMap::new(),
+            })
+            .await
+            .unwrap();
+        (agent, key)
+    }
+
+    /// The first admin delegates `scopes` on `resources` to `agent` for one hour, allowing
+    /// sub-agents down to `depth`.
+    pub async fn grant(
+        &self,
+        agent: AgentId,
+        scopes: &[&str],
+        resources: &[&str],
+        depth: u32,
+    ) -> GrantView {
+        self.admin_client()
+            .create_grant(&CreateGrant {
+                agent,
+                principal: None,
+                scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+                resources: resources.iter().map(|s| (*s).to_owned()).collect(),
+                constraints: Some(serde_json::json!({"max_amount": 100})),
+                max_delegation_depth: Some(depth),
+                expires_at: None,
+                expires_in: Some(3600),
+            })
+            .await
+            .unwrap()
+    }
+
+    /// Registers a resource server for `audience` with a fresh key.
+    pub async fn resource_server(&self, audience: &str) -> (ResourceServerView, PrivateJwk) {
+        let key = PrivateJwk::generate(KeyAlg::EdDSA).unwrap();
+        let rs = self
+            .admin_client()
+            .create_resource_server(&CreateResourceServer {
+                audience: audience.into(),
+                public_key: key.public().to_json(),
+                name: None,
+            })
+            .await
+            .unwrap();
+        (rs, key)
+    }
+
+    /// A `private_key_jwt` client assertion by `key` for `client_id`, `aud` = the issuer.
+    #[must_use]
+    pub fn client_assertion(&self, key: &PrivateJwk, client_id: &str) -> String {
+        rfc7523::create(
+            key,
+            client_id,
+            client_id,
+            &self.base,
+            time::Duration::seconds(60),
+            self.now(),
+        )
+        .unwrap()
     }
 
     /// Stops the server and waits for it to finish; drops the PostgreSQL schema.

@@ -1,5 +1,5 @@
 //! Integration tests against real servers: the HTTP API (with a compliance module per spec),
-//! and the `surety` binary end to end.
+//! the `surety` binary end to end, and third-party OAuth clients end to end.
 
 #![allow(
     clippy::unwrap_used,
@@ -11,4 +11,5 @@
 mod api;
 mod cli;
 mod compliance;
+mod e2e;
 mod support;

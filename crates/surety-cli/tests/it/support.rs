@@ -130,3 +130,127 @@ pub async fn change_count(server: &TestServer) -> usize {
         .filter(|e| e.event.kind != surety_core::audit::EventKind::TokenIssued)
         .count()
 }
+
+/// An agent with a grant, and a resource server for the grant's first resource.
+pub struct Delegation {
+    pub agent: surety_api::admin::AgentView,
+    pub key: PrivateJwk,
+    pub grant: surety_api::credentials::GrantView,
+    pub rs: surety_api::credentials::ResourceServerView,
+    pub rs_key: PrivateJwk,
+}
+
+pub const CRM: &str = "https://crm.example";
+pub const PAY: &str = "https://pay.example";
+
+/// The first admin delegates `crm.read payments.transfer` on CRM and PAY to a new agent,
+/// with sub-agent depth `depth`; CRM is registered as a resource server.
+pub async fn delegation(server: &TestServer, depth: u32) -> Delegation {
+    let (agent, key) = server.agent("bot").await;
+    let grant = server
+        .grant(
+            agent.id,
+            &["crm.read", "payments.transfer"],
+            &[CRM, PAY],
+            depth,
+        )
+        .await;
+    let (rs, rs_key) = server.resource_server(CRM).await;
+    Delegation {
+        agent,
+        key,
+        grant,
+        rs,
+        rs_key,
+    }
+}
+
+impl<'a> TokenRequest<'a> {
+    /// A correct token exchange by agent `client` (key `key`), with a fresh nonce.
+    pub fn exchange(
+        server: &TestServer,
+        key: &PrivateJwk,
+        client: &str,
+        subject_token: &str,
+        subject_type: &str,
+    ) -> Self {
+        let proof = server.proof(key, "POST", "/oauth2/token", None, Some(&server.nonce()));
+        Self {
+            proofs: vec![proof],
+            form: vec![
+                (
+                    "grant_type",
+                    surety_api::oauth::GRANT_TYPE_TOKEN_EXCHANGE.into(),
+                ),
+                ("subject_token", subject_token.into()),
+                ("subject_token_type", subject_type.into()),
+                (
+                    "client_assertion_type",
+                    surety_api::oauth::CLIENT_ASSERTION_TYPE_JWT_BEARER.into(),
+                ),
+                ("client_assertion", server.client_assertion(key, client)),
+            ],
+        }
+    }
+
+    /// A correct grant exchange for `d`'s agent, for the CRM resource.
+    pub fn for_grant(server: &TestServer, d: &Delegation) -> Self {
+        Self::exchange(
+            server,
+            &d.key,
+            &d.agent.id.to_string(),
+            &d.grant.id.to_string(),
+            surety_api::oauth::TOKEN_TYPE_GRANT,
+        )
+        .set("resource", CRM)
+    }
+}
+
+/// Sends `request`, expects 200, and returns the body.
+pub async fn ok_token(server: &TestServer, request: TokenRequest<'_>) -> Value {
+    let response = request.send(server).await;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Mints a CRM token for `d`'s agent.
+pub async fn mint(server: &TestServer, d: &Delegation) -> String {
+    let body = ok_token(server, TokenRequest::for_grant(server, d)).await;
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Introspects `token` as `d`'s resource server.
+pub async fn introspect(server: &TestServer, d: &Delegation, token: &str) -> Value {
+    let response = http()
+        .post(server.url("/oauth2/introspect"))
+        .form(&[
+            ("token", token.to_owned()),
+            (
+                "client_assertion_type",
+                surety_api::oauth::CLIENT_ASSERTION_TYPE_JWT_BEARER.to_owned(),
+            ),
+            (
+                "client_assertion",
+                server.client_assertion(&d.rs_key, &d.rs.id.to_string()),
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// The claims of a JWT, unverified (tests only).
+pub fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&surety_jose::b64::decode(payload).unwrap()).unwrap()
+}
+
+/// The JOSE header of a JWT.
+pub fn header_of(token: &str) -> Value {
+    let h = token.split('.').next().unwrap();
+    serde_json::from_slice(&surety_jose::b64::decode(h).unwrap()).unwrap()
+}

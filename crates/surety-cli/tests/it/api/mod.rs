@@ -3,5 +3,6 @@
 
 mod agents;
 mod enroll;
+mod grants;
 mod humans;
 mod ops;

@@ -3,5 +3,9 @@
 //! server over HTTP.
 
 mod rfc6749;
+mod rfc7009;
 mod rfc7523;
+mod rfc7662;
+mod rfc8414;
+mod rfc8693;
 mod rfc9449;

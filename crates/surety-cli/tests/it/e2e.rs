@@ -1,0 +1,194 @@
+//! End to end with independent, unmodified third-party OAuth clients (installed from npm by
+//! `.ci/run`, pinned in `tests/e2e/package.json` and its lock file): the client drives a real
+//! server, and the server's own records are checked afterwards.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use surety_api::admin::{AuditEventView, AuditQuery};
+use surety_core::audit::{Actor, EventKind};
+use surety_jose::PrivateJwk;
+use surety_testkit::TestServer;
+
+const SCOPE: &str = "crm.read";
+const RESOURCE: &str = "https://crm.example";
+
+/// `crates/surety-cli/tests/e2e`: the npm project of the e2e clients.
+fn e2e_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e")
+}
+
+fn describe(what: &str, out: &Output) -> String {
+    format!(
+        "{what}: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Makes sure `node_modules` holds exactly the pinned version of `package` (`.ci/run` installs
+/// it; a bare `cargo test` installs it here with `npm ci`). Never skips: no Node or no npm is a
+/// failure.
+fn ensure_npm_package(package: &str) {
+    let dir = e2e_dir();
+    let read = |path: PathBuf| -> Option<Value> {
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    };
+    let manifest = read(dir.join("package.json")).expect("tests/e2e/package.json");
+    let pinned = manifest["dependencies"][package]
+        .as_str()
+        .unwrap_or_else(|| panic!("{package} is not a dependency in tests/e2e/package.json"))
+        .to_owned();
+    let installed = || {
+        read(dir.join("node_modules").join(package).join("package.json"))
+            .and_then(|m| m["version"].as_str().map(str::to_owned))
+    };
+    if installed().as_deref() == Some(pinned.as_str()) {
+        return;
+    }
+    let out = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `npm ci` in {}: {e}", dir.display()));
+    assert!(
+        out.status.success(),
+        "{}",
+        describe("`npm ci` failed", &out)
+    );
+    assert_eq!(
+        installed().as_deref(),
+        Some(pinned.as_str()),
+        "`npm ci` did not install {package}@{pinned}"
+    );
+}
+
+/// Writes a private JWK where only its owner can read it.
+fn write_key(dir: &Path, name: &str, key: &PrivateJwk) -> PathBuf {
+    let path = dir.join(name);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap();
+    file.write_all(key.to_json().unwrap().to_string().as_bytes())
+        .unwrap();
+    path
+}
+
+/// Runs `node <script>` in the e2e folder with `env`, off the async runtime (the server
+/// answers on it meanwhile), and returns the one JSON line it prints.
+async fn node(script: &str, env: Vec<(&'static str, String)>) -> Value {
+    let what = format!("`node {script}` failed");
+    let script = script.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(&script)
+            .current_dir(e2e_dir())
+            .envs(env)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run `node {script}`: {e}"))
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", describe(&what, &out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not one JSON line ({e}): {stdout}"))
+}
+
+/// The audit events of `kind` concerning `agent`.
+async fn events(server: &TestServer, agent: &str, kind: EventKind) -> Vec<AuditEventView> {
+    server
+        .admin_client()
+        .list_audit(&AuditQuery {
+            agent: Some(agent.to_owned()),
+            kind: Some(kind.as_str().to_owned()),
+            limit: Some(100),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap()
+        .items
+}
+
+#[tokio::test]
+async fn rfc8693_e2e_oauth4webapi_token_exchange_dpop_introspection_revocation() {
+    // oauth4webapi, unmodified, as the agent and as the resource server: RFC 8414 discovery,
+    // RFC 8693 token exchange of a grant with RFC 7523 private_key_jwt and an RFC 9449 DPoP
+    // proof (after the server's `use_dpop_nonce`), RFC 9068 validation of the token with a
+    // DPoP proof, RFC 7662 introspection, RFC 7009 revocation, and introspection again.
+    let package_task = tokio::task::spawn_blocking(|| ensure_npm_package("oauth4webapi"));
+    let server = TestServer::start().await;
+    let (agent, agent_key) = server.agent("e2e-oauth4webapi").await;
+    let grant = server.grant(agent.id, &[SCOPE], &[RESOURCE], 0).await;
+    let (rs, rs_key) = server.resource_server(RESOURCE).await;
+    let keys = tempfile::tempdir().unwrap();
+    let agent_jwk = write_key(keys.path(), "agent.jwk.json", &agent_key);
+    let rs_jwk = write_key(keys.path(), "resource-server.jwk.json", &rs_key);
+    package_task.await.unwrap();
+
+    let agent_id = agent.id.to_string();
+    let human_id = grant.principal.to_string();
+    let seen = node(
+        "oauth4webapi.mjs",
+        vec![
+            ("SURETY_ISSUER", server.base.clone()),
+            ("SURETY_AGENT_ID", agent_id.clone()),
+            ("SURETY_AGENT_JWK", agent_jwk.display().to_string()),
+            ("SURETY_GRANT_ID", grant.id.to_string()),
+            ("SURETY_SUBJECT", human_id.clone()),
+            ("SURETY_SCOPE", SCOPE.to_owned()),
+            ("SURETY_RESOURCE", RESOURCE.to_owned()),
+            ("SURETY_RS_ID", rs.id.to_string()),
+            ("SURETY_RS_JWK", rs_jwk.display().to_string()),
+        ],
+    )
+    .await;
+
+    // What the client saw (printed for the record; `--nocapture` shows it).
+    println!("oauth4webapi observed: {seen}");
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert_eq!(seen["dpop_nonce_retry"], true, "{seen}");
+    assert_eq!(seen["dpop_jkt"], agent_key.thumbprint().as_str(), "{seen}");
+    let before = &seen["introspection_before"];
+    assert_eq!(before["active"], true, "{seen}");
+    assert_eq!(before["sub"], human_id.as_str(), "{seen}");
+    assert_eq!(before["act"]["sub"], agent_id.as_str(), "{seen}");
+    assert_eq!(before["grant_id"], grant.id.to_string().as_str(), "{seen}");
+    assert_eq!(
+        seen["introspection_after"],
+        serde_json::json!({"active": false}),
+        "{seen}"
+    );
+    let jti = before["jti"].as_str().expect("a jti").to_owned();
+    assert_eq!(seen["access_token_claims"]["jti"], jti.as_str(), "{seen}");
+
+    // What the server recorded: the token it issued to the agent, and its revocation by the
+    // agent, for that token.
+    for kind in [EventKind::TokenIssued, EventKind::TokenRevoked] {
+        let found = events(&server, &agent_id, kind).await;
+        assert_eq!(
+            found.len(),
+            1,
+            "one {} event for the agent: {found:?}",
+            kind.as_str()
+        );
+        let event = &found[0];
+        assert_eq!(event.target, jti, "{event:?}");
+        assert_eq!(event.actor, Actor::Agent(agent.id), "{event:?}");
+        assert_eq!(event.agent, Some(agent.id), "{event:?}");
+        assert_eq!(event.human, Some(grant.principal), "{event:?}");
+        assert_eq!(
+            event.details["grant_id"],
+            grant.id.to_string().as_str(),
+            "{event:?}"
+        );
+    }
+    server.stop().await;
+}
