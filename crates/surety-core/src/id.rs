@@ -61,6 +61,14 @@ macro_rules! prefixed_id {
             pub fn uuid(&self) -> Uuid {
                 self.0
             }
+
+            /// The instant the id was made at, to the millisecond (UUIDv7's timestamp).
+            #[must_use]
+            pub fn time(&self) -> Option<OffsetDateTime> {
+                let (secs, nanos) = self.0.get_timestamp()?.to_unix();
+                let at = OffsetDateTime::from_unix_timestamp(i64::try_from(secs).ok()?).ok()?;
+                Some(at + time::Duration::nanoseconds(i64::from(nanos)))
+            }
         }
 
         impl fmt::Display for $name {
@@ -122,6 +130,13 @@ prefixed_id!(
     "resource server"
 );
 prefixed_id!(
+    /// An access token (its `jti`): the time-ordered part says, to the millisecond, when it
+    /// was issued — finer than `iat`, which revocation watermarks need.
+    TokenId,
+    "tok_",
+    "token"
+);
+prefixed_id!(
     /// An audit event.
     EventId,
     "evt_",
@@ -171,6 +186,15 @@ mod tests {
         assert_eq!(a.to_string().len(), 4 + 32);
         assert_eq!(a.to_string().parse::<AgentId>(), Ok(a));
         assert_eq!(a.uuid().get_version_num(), 7);
+    }
+
+    #[test]
+    fn ids_tell_when_they_were_made_to_the_millisecond() {
+        let at = datetime!(2026-01-01 00:00:01.234567 UTC);
+        assert_eq!(
+            TokenId::new(at).time(),
+            Some(datetime!(2026-01-01 00:00:01.234 UTC))
+        );
     }
 
     #[test]

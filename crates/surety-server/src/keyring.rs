@@ -237,8 +237,10 @@ impl KeyRing {
         Ok(self.state.read().await.signer.clone())
     }
 
-    /// The published key named `kid`, if any; an unknown `kid` makes one early re-read
-    /// (at most once a second), so a key made on another node is found at once.
+    /// The published key named `kid`, if any. An unknown `kid` makes the node re-read the
+    /// keys at once, so a key made on another node is found on first sight. (The re-read is
+    /// one small query; only authenticated callers can present tokens here, and each
+    /// presentation already costs the database more than that.)
     pub async fn verification_key(
         &self,
         store: &dyn Store,
@@ -255,11 +257,8 @@ impl KeyRing {
         if let Some(found) = find(&*self.state.read().await) {
             return Ok(Some(found));
         }
-        if now - self.state.read().await.loaded_at >= Duration::SECOND {
-            self.reload(store, now).await?;
-            return Ok(find(&*self.state.read().await));
-        }
-        Ok(None)
+        self.reload(store, now).await?;
+        Ok(find(&*self.state.read().await))
     }
 
     /// The JWK Set (RFC 7517 §5) of published keys.

@@ -47,6 +47,26 @@ pub struct Options {
     pub clock: Arc<dyn Clock>,
     /// Extra configuration (key, value), applied like command-line flags.
     pub config: Vec<(&'static str, String)>,
+    /// Join the deployment of another test server (a second node on its PostgreSQL
+    /// database) instead of creating one.
+    pub join: Option<Node>,
+}
+
+/// What a second node needs to join a deployment: its issuer, database and key-encryption
+/// key, and its first admin. (Clients address every node by the one issuer URL, as behind
+/// a load balancer.)
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The deployment's issuer.
+    pub issuer: String,
+    /// The shared database.
+    pub database_url: String,
+    /// The key-encryption key file of the signing keys.
+    pub kek_file: std::path::PathBuf,
+    /// The deployment's first admin.
+    pub admin: Human,
+    /// Their device key.
+    pub admin_key: serde_json::Value,
 }
 
 impl Default for Options {
@@ -55,6 +75,7 @@ impl Default for Options {
             backend: Backend::Sqlite,
             clock: Arc::new(SystemClock),
             config: Vec::new(),
+            join: None,
         }
     }
 }
@@ -110,19 +131,33 @@ impl TestServer {
         if let Some(pg) = &pg {
             overrides.push(("database_url", pg.url.clone()));
         }
+        if let Some(node) = &options.join {
+            overrides.push(("database_url", node.database_url.clone()));
+            overrides.push(("signing_kek_file", node.kek_file.display().to_string()));
+            overrides.push(("issuer", node.issuer.clone()));
+        }
         overrides.extend(options.config.iter().map(|(k, v)| (*k, v.clone())));
         let config = Config::load(None, |_| None, &overrides).unwrap();
         let store = surety_server::bootstrap::open_store(&config).await.unwrap();
-        let key = PrivateJwk::generate(KeyAlg::EdDSA).unwrap();
-        let admin = surety_server::bootstrap::init_org(
-            store.as_ref(),
-            options.clock.as_ref(),
-            "Test Admin",
-            "admin@example.com",
-            key.public(),
-        )
-        .await
-        .unwrap();
+        let (admin, key) = match &options.join {
+            Some(node) => (
+                node.admin.clone(),
+                PrivateJwk::from_json(&node.admin_key).unwrap(),
+            ),
+            None => {
+                let key = PrivateJwk::generate(KeyAlg::EdDSA).unwrap();
+                let admin = surety_server::bootstrap::init_org(
+                    store.as_ref(),
+                    options.clock.as_ref(),
+                    "Test Admin",
+                    "admin@example.com",
+                    key.public(),
+                )
+                .await
+                .unwrap();
+                (admin, key)
+            }
+        };
         let server = Server::from_listener(listener, config, store, options.clock)
             .await
             .unwrap();
@@ -141,6 +176,23 @@ impl TestServer {
             shutdown: Some(tx),
             task: Some(task),
             pg,
+        }
+    }
+
+    /// What a second node needs to join this deployment (PostgreSQL only).
+    #[must_use]
+    pub fn node(&self) -> Node {
+        Node {
+            issuer: self.base.clone(),
+            database_url: self
+                .pg
+                .as_ref()
+                .expect("only PostgreSQL deployments have several nodes")
+                .url
+                .clone(),
+            kek_file: self.state.config.kek_path(),
+            admin: self.admin.clone(),
+            admin_key: self.admin_key.clone(),
         }
     }
 

@@ -331,6 +331,129 @@ fn the_walk_through_works_end_to_end() {
         "{shown}"
     );
 
+    // Bob delegates bounded authority to the agent; it mints a token with the CLI; a
+    // resource server introspects it; revoking the grant ends it at once.
+    let grant = json(surety(
+        &[
+            "grant",
+            "create",
+            "--agent",
+            &agent_id,
+            "--scope",
+            "crm.read",
+            "--scope",
+            "payments.transfer",
+            "--resource",
+            "https://crm.example",
+            "--expires",
+            "1h",
+            "--constraint",
+            "max_amount=100",
+            "--constraint",
+            "currency=EUR",
+            "--json",
+        ],
+        &bob,
+    ));
+    assert_eq!(grant["status"], "active");
+    assert_eq!(
+        grant["constraints"],
+        serde_json::json!({"max_amount": 100, "currency": "EUR"})
+    );
+    let grant_id = grant["id"].as_str().unwrap().to_owned();
+    assert!(ok(surety(&["grant", "list"], &bob)).contains(&grant_id));
+    let rs_key = dir.path().join("crm.jwk");
+    ok(surety(
+        &["agent", "keygen", "--out", rs_key.to_str().unwrap()],
+        &admin,
+    ));
+    let rs_id = ok(surety(
+        &[
+            "resource",
+            "add",
+            "--audience",
+            "https://crm.example",
+            "--public-key",
+            rs_key.to_str().unwrap(),
+        ],
+        &admin,
+    ))
+    .trim()
+    .to_owned();
+    assert!(rs_id.starts_with("rsv_"), "{rs_id}");
+    let minted = json(surety(
+        &[
+            "token",
+            "--key",
+            key2.to_str().unwrap(),
+            "--agent",
+            &agent_id,
+            "--grant",
+            &grant_id,
+            "--server",
+            &server.base,
+            "--scope",
+            "crm.read",
+        ],
+        &[],
+    ));
+    assert_eq!(
+        (minted["token_type"].as_str(), minted["scope"].as_str()),
+        (Some("DPoP"), Some("crm.read"))
+    );
+    let token = minted["access_token"].as_str().unwrap().to_owned();
+    let verifier = surety_sdk::ResourceVerifier::new(
+        &server.base,
+        "https://crm.example",
+        rs_id.parse().unwrap(),
+        surety_sdk::keyfile::read(&rs_key).unwrap(),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let jti = {
+        let payload = token.split('.').nth(1).unwrap();
+        let claims: Value =
+            serde_json::from_slice(&surety_jose::b64::decode(payload).unwrap()).unwrap();
+        assert_eq!(claims["sub"].as_str(), Some(bob_id.as_str()));
+        assert_eq!(claims["act"]["sub"].as_str(), Some(agent_id.as_str()));
+        claims["jti"].as_str().unwrap().to_owned()
+    };
+    assert!(rt.block_on(verifier.is_active(&token, &jti)).unwrap());
+    let revoked = json(surety(
+        &["grant", "revoke", &grant_id, "--reason", "done", "--json"],
+        &bob,
+    ));
+    assert_eq!(revoked["status"], "revoked");
+    assert!(!rt.block_on(verifier.is_active(&token, &jti)).unwrap());
+    let refused = fails(surety(
+        &[
+            "token",
+            "--key",
+            key2.to_str().unwrap(),
+            "--agent",
+            &agent_id,
+            "--grant",
+            &grant_id,
+            "--server",
+            &server.base,
+        ],
+        &[],
+    ));
+    assert!(refused.contains("invalid_grant"), "{refused}");
+    // Signing keys: one to start with; rotation keeps the old one published.
+    let keys = json(surety(&["keys", "list", "--json"], &admin));
+    assert_eq!(keys.as_array().unwrap().len(), 1);
+    ok(surety(&["keys", "rotate"], &admin));
+    let keys = json(surety(&["keys", "list", "--json"], &admin));
+    assert_eq!(
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["published"] == true)
+            .count(),
+        2
+    );
+
     // The audit trail names who did what.
     let audit = json(surety(
         &["audit", "list", "--target", &agent_id, "--json"],
@@ -346,7 +469,10 @@ fn the_walk_through_works_end_to_end() {
         kinds,
         ["agent.reinstated", "agent.suspended", "agent.registered"]
     );
-    let human_audit = ok(surety(&["audit", "list", "--limit", "5"], &admin));
+    let human_audit = ok(surety(
+        &["audit", "list", "--type", "agent.key_added", "--limit", "5"],
+        &admin,
+    ));
     assert!(human_audit.contains("agent.key_added"), "{human_audit}");
 
     // Off-boarding Bob suspends his agent and locks him out.

@@ -47,7 +47,12 @@ impl<'a> TokenRequest<'a> {
     }
 
     pub async fn send(self, server: &TestServer) -> Response {
-        let mut request = http().post(server.url("/oauth2/token")).form(&self.form);
+        self.send_to(&server.url("/oauth2/token")).await
+    }
+
+    /// Sends to another address than the issuer's (another node of the deployment).
+    pub async fn send_to(self, url: &str) -> Response {
+        let mut request = http().post(url).form(&self.form);
         for p in &self.proofs {
             request = request.header("DPoP", p);
         }
@@ -223,8 +228,13 @@ pub async fn mint(server: &TestServer, d: &Delegation) -> String {
 
 /// Introspects `token` as `d`'s resource server.
 pub async fn introspect(server: &TestServer, d: &Delegation, token: &str) -> Value {
+    introspect_at(server, &server.url("/oauth2/introspect"), d, token).await
+}
+
+/// Introspects at `url` (any node of `server`'s deployment).
+pub async fn introspect_at(server: &TestServer, url: &str, d: &Delegation, token: &str) -> Value {
     let response = http()
-        .post(server.url("/oauth2/introspect"))
+        .post(url)
         .form(&[
             ("token", token.to_owned()),
             (

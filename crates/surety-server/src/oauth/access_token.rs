@@ -8,15 +8,16 @@
 //! 4. every agent of the `act` chain is active and was not suspended since;
 //! 5. every key of the chain (`cnf.jkt` and the parents') is still an active key of its agent.
 //!
-//! "Since" uses each principal's and agent's revocation watermark: a token whose `iat` is
-//! not after the instant they last left `active` stays inactive even once they are back.
-//! `iat` has one-second resolution, so a token minted in the same second as a suspension is
-//! treated as minted before it.
+//! "Since" uses each principal's and agent's revocation watermark: a token issued before
+//! the instant they last left `active` stays inactive even once they are back. The issue
+//! time is read from the token's `jti` (a time-ordered id, to the millisecond) rather than
+//! from `iat` (whole seconds), so a token minted just after a reinstatement works at once; a
+//! token minted in the same millisecond as a suspension counts as minted before it.
 
 use surety_core::agent::AgentStatus;
 use surety_core::grant::GrantStatus;
 use surety_core::human::HumanStatus;
-use surety_core::id::{AgentId, GrantId, HumanId, PrincipalId};
+use surety_core::id::{AgentId, GrantId, HumanId, PrincipalId, TokenId};
 use surety_core::key::KeyStatus;
 use surety_jose::rfc9068::{self, AccessTokenClaims, TokenPolicy};
 use surety_store::StandingQuery;
@@ -58,8 +59,13 @@ fn not(reason: impl Into<String>) -> Inactive {
     Inactive::Because(reason.into())
 }
 
-fn after_watermark(iat: i64, watermark: Option<OffsetDateTime>) -> bool {
-    watermark.is_none_or(|w| iat > w.unix_timestamp())
+/// Whether a token issued at `issued` (millisecond precision) postdates `watermark`.
+fn after_watermark(issued: OffsetDateTime, watermark: Option<OffsetDateTime>) -> bool {
+    watermark.is_none_or(|w| {
+        issued
+            > w.replace_nanosecond(w.millisecond() as u32 * 1_000_000)
+                .unwrap_or(w)
+    })
 }
 
 /// Verifies `token` and checks that it is active now.
@@ -90,6 +96,12 @@ pub(crate) async fn verify_active(state: &AppState, token: &str) -> Result<Activ
         .into_iter()
         .map(|a| a.parse().map_err(|_| not("bad `act` chain")))
         .collect::<Result<_, _>>()?;
+    let issued = claims
+        .jti
+        .parse::<TokenId>()
+        .ok()
+        .and_then(|id| id.time())
+        .ok_or_else(|| not("`jti` is not a token id of this server"))?;
     if claims.derived_from.len() + 1 != chain.len() {
         return Err(not("the derivation does not match the `act` chain"));
     }
@@ -121,14 +133,14 @@ pub(crate) async fn verify_active(state: &AppState, token: &str) -> Result<Activ
     }
     // 3.
     match standing.principal {
-        Some((HumanStatus::Active, w)) if after_watermark(claims.iat, w) => {}
+        Some((HumanStatus::Active, w)) if after_watermark(issued, w) => {}
         _ => return Err(not("the principal is not active, or was deactivated since")),
     }
     // 4.
     for agent in &chain {
         let found = standing.agents.iter().find(|(id, _, _)| id == agent);
         match found {
-            Some((_, AgentStatus::Active, w)) if after_watermark(claims.iat, *w) => {}
+            Some((_, AgentStatus::Active, w)) if after_watermark(issued, *w) => {}
             _ => {
                 return Err(not(format!(
                     "agent `{agent}` is not active, or was suspended since"

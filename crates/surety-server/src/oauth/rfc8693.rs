@@ -23,10 +23,9 @@ use surety_core::agent::Agent;
 use surety_core::audit::{Actor, EventKind, NewEvent};
 use surety_core::delegation::{self, Hop, MintError, Minted, Parent, Requested, Standing};
 use surety_core::human::HumanStatus;
-use surety_core::id::{AgentId, GrantId, PrincipalId};
+use surety_core::id::{AgentId, GrantId, PrincipalId, TokenId};
 use surety_core::key::KeyStatus;
 use surety_core::scope::ScopeSet;
-use surety_jose::random_b64;
 use surety_jose::rfc9068::{self, AccessTokenClaims, Act, Cnf, Derivation};
 
 use super::access_token::{Inactive, verify_active};
@@ -167,7 +166,7 @@ pub(super) async fn exchange(
         client_id: chain[0].clone(),
         iat: now.unix_timestamp(),
         exp: minted.expires_at.unix_timestamp(),
-        jti: random_b64(18).map_err(ApiError::internal)?,
+        jti: TokenId::new(now).to_string(),
         scope: minted.scope.to_string(),
         act,
         cnf: Cnf { jkt: bound_to },

@@ -5,4 +5,6 @@ mod agents;
 mod enroll;
 mod grants;
 mod humans;
+mod nodes;
 mod ops;
+mod sdk;
