@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use surety_api::credentials::{CreateGrant, CreateResourceServer, GrantQuery, GrantView};
-use surety_core::id::{AgentId, GrantId, HumanId};
-use surety_sdk::{AgentClient, TokenRequest, keyfile};
+use surety_core::id::{AgentId, GrantId, HumanId, ResourceServerId};
+use surety_sdk::{AgentClient, ResourceVerifier, TokenRequest, keyfile};
 
 use crate::Globals;
 use crate::agents::read_public_key;
@@ -103,6 +103,23 @@ pub enum ResourceCommand {
     },
     /// List resource servers (admins).
     List,
+    /// As a resource server, introspect a token (RFC 7662) and print the answer.
+    Introspect {
+        /// The resource server's client id (`rsv_…`).
+        #[arg(long)]
+        id: ResourceServerId,
+        /// Its private key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Its audience.
+        #[arg(long)]
+        audience: String,
+        /// Surety's URL.
+        #[arg(long, env = "SURETY_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// The token.
+        token: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -259,6 +276,17 @@ pub async fn grant(g: &Globals, cmd: GrantCommand) -> anyhow::Result<()> {
 }
 
 pub async fn resource(g: &Globals, cmd: ResourceCommand) -> anyhow::Result<()> {
+    if let ResourceCommand::Introspect {
+        id,
+        key,
+        audience,
+        server,
+        token,
+    } = cmd
+    {
+        let verifier = ResourceVerifier::new(&server, &audience, id, keyfile::read(&key)?)?;
+        return output::json(&verifier.introspect(&token).await?);
+    }
     let client = g.client()?;
     match cmd {
         ResourceCommand::Add {
@@ -295,6 +323,7 @@ pub async fn resource(g: &Globals, cmd: ResourceCommand) -> anyhow::Result<()> {
             }
             t.print("(no resource servers)");
         }
+        ResourceCommand::Introspect { .. } => {}
     }
     Ok(())
 }

@@ -405,6 +405,21 @@ impl PrivateJwk {
 mod tests {
     use super::*;
 
+    /// RFC 7638 §3.1's worked example is an RSA key, which Surety does not accept; its
+    /// canonical form is built the way [`PublicJwk::thumbprint`] builds one (required
+    /// members in a `serde_json` object, which sorts keys and writes no whitespace), so the
+    /// published thumbprint checks that construction.
+    #[test]
+    fn rfc7638_s3_1_canonical_form_gives_the_published_thumbprint() {
+        let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+        let canonical = json!({"n": n, "kty": "RSA", "e": "AQAB"}).to_string();
+        assert!(canonical.starts_with(r#"{"e":"AQAB","kty":"RSA","n":"0vx7"#));
+        assert_eq!(
+            sha256_b64(canonical.as_bytes()),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+
     /// RFC 7638 §3.1 works an RSA example; RFC 8037 §A.3 gives the thumbprint of the
     /// Ed25519 key of §A.2, which we reproduce exactly.
     #[test]

@@ -191,6 +191,27 @@ hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_M
         jws.verify(&key).unwrap();
     }
 
+    /// RFC 7515 Appendix A.3: the published ES256 JWS verifies with the published key, and
+    /// not once a byte of its payload changes.
+    #[test]
+    fn rfc7515_a3_es256_example_verifies() {
+        let key = PublicJwk::from_json(&json!({"kty": "EC", "crv": "P-256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}))
+        .unwrap();
+        let token = "eyJhbGciOiJFUzI1NiJ9.\
+eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.\
+DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q";
+        let jws = decode(token, 8192).unwrap();
+        assert_eq!(jws.header.alg, Alg::ES256);
+        jws.verify(&key).unwrap();
+        let tampered = token.replacen("eyJpc3MiOiJqb2Ui", "eyJpc3MiOiJqb2Uj", 1);
+        assert_eq!(
+            decode(&tampered, 8192).unwrap().verify(&key),
+            Err(JoseError::BadSignature)
+        );
+    }
+
     #[test]
     fn rfc7515_s4_1_1_alg_none_and_hmac_are_refused() {
         for alg in ["none", "HS256", "RS256", "ES384"] {

@@ -205,8 +205,8 @@ impl ResourceVerifier {
         Ok(claims)
     }
 
-    /// Asks Surety whether `token` is active (RFC 7662).
-    pub async fn is_active(&self, token: &str, jti: &str) -> Result<bool, ClientError> {
+    /// Introspects `token` (RFC 7662): `{"active": false}`, or its claims.
+    pub async fn introspect(&self, token: &str) -> Result<serde_json::Value, ClientError> {
         let url = format!("{}/oauth2/introspect", self.issuer);
         let id = self.id.to_string();
         let assertion = rfc7523::create(
@@ -228,7 +228,12 @@ impl ResourceVerifier {
             ])
             .send()
             .await?;
-        let body: serde_json::Value = crate::client::decode(response).await?;
+        crate::client::decode(response).await
+    }
+
+    /// Asks Surety whether `token`, whose `jti` is `jti`, is active.
+    pub async fn is_active(&self, token: &str, jti: &str) -> Result<bool, ClientError> {
+        let body = self.introspect(token).await?;
         Ok(body["active"] == true && body["jti"] == jti)
     }
 }

@@ -69,11 +69,13 @@ fn wait_for_file(path: &Path) {
     }
 }
 
-/// A `surety serve` process, killed on drop.
+/// A `surety serve` process, killed on drop. Its stderr (the log) is drained as it comes,
+/// so a busy server never blocks on a full pipe.
 struct Serve {
     child: Child,
     base: String,
     port: u16,
+    log: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Serve {
@@ -89,19 +91,31 @@ impl Serve {
             .args(args)
             .args(["--listen", &listen]);
         cmd.env("SURETY_LOG_FORMAT", "json")
-            .stdout(Stdio::piped())
+            .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().unwrap();
+        let mut child = cmd.spawn().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let log = std::thread::spawn(move || {
+            use std::io::Read;
+            let mut log = String::new();
+            let _ = stderr.read_to_string(&mut log);
+            log
+        });
         let base = format!("http://{listen}");
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(&listen).is_err() {
             assert!(Instant::now() < deadline, "server did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self { child, base, port }
+        Self {
+            child,
+            base,
+            port,
+            log: Some(log),
+        }
     }
 
     /// Sends SIGTERM and returns the exit status and the log (stderr).
@@ -116,14 +130,7 @@ impl Serve {
             assert!(Instant::now() < deadline, "did not stop on SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
         };
-        let mut log = String::new();
-        use std::io::Read;
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut log)
-            .unwrap();
+        let log = self.log.take().unwrap().join().unwrap();
         (status, log)
     }
 }
@@ -419,6 +426,117 @@ fn the_walk_through_works_end_to_end() {
         claims["jti"].as_str().unwrap().to_owned()
     };
     assert!(rt.block_on(verifier.is_active(&token, &jti)).unwrap());
+    let seen = json(surety(
+        &[
+            "resource",
+            "introspect",
+            "--id",
+            &rs_id,
+            "--key",
+            rs_key.to_str().unwrap(),
+            "--audience",
+            "https://crm.example",
+            "--server",
+            &server.base,
+            &token,
+        ],
+        &[],
+    ));
+    assert_eq!(
+        (seen["active"].as_bool(), seen["grant_id"].as_str()),
+        (Some(true), Some(grant_id.as_str()))
+    );
+    // The load generators drive the same flow (Surety's form, and the generic one that any
+    // authorization server understands); the crypto baseline runs offline.
+    let key2_s = key2.to_str().unwrap();
+    let load = json(surety(
+        &[
+            "bench",
+            "token-exchange",
+            "--server",
+            &server.base,
+            "--client-id",
+            &agent_id,
+            "--key",
+            key2_s,
+            "--grant",
+            &grant_id,
+            "--param",
+            "resource=https://crm.example",
+            "--concurrency",
+            "2",
+            "--duration",
+            "1s",
+            "--json",
+        ],
+        &[],
+    ));
+    assert!(
+        load["ok"].as_u64().unwrap() > 0 && load["errors"] == serde_json::json!({}),
+        "{load}"
+    );
+    let generic = json(surety(
+        &[
+            "bench",
+            "token-exchange",
+            "--token-endpoint",
+            &format!("{}/oauth2/token", server.base),
+            "--client-id",
+            &agent_id,
+            "--key",
+            key2_s,
+            "--param",
+            "grant_type=urn:ietf:params:oauth:grant-type:token-exchange",
+            "--param",
+            &format!("subject_token={grant_id}"),
+            "--param",
+            "subject_token_type=urn:surety:params:oauth:token-type:grant",
+            "--concurrency",
+            "1",
+            "--duration",
+            "500ms",
+            "--json",
+        ],
+        &[],
+    ));
+    assert!(
+        generic["ok"].as_u64().unwrap() > 0 && generic["errors"] == serde_json::json!({}),
+        "{generic}"
+    );
+    let introspections = json(surety(
+        &[
+            "bench",
+            "introspect",
+            "--server",
+            &server.base,
+            "--client-id",
+            &rs_id,
+            "--key",
+            rs_key.to_str().unwrap(),
+            "--token",
+            &token,
+            "--concurrency",
+            "2",
+            "--duration",
+            "500ms",
+            "--json",
+        ],
+        &[],
+    ));
+    assert!(
+        introspections["ok"].as_u64().unwrap() > 0
+            && introspections["errors"] == serde_json::json!({}),
+        "{introspections}"
+    );
+    let crypto = json(surety(
+        &["bench", "crypto", "--duration", "50ms", "--json"],
+        &[],
+    ));
+    assert!(
+        crypto[0]["token_limit_per_second"].as_f64().unwrap() > 0.0,
+        "{crypto}"
+    );
+
     let revoked = json(surety(
         &["grant", "revoke", &grant_id, "--reason", "done", "--json"],
         &bob,

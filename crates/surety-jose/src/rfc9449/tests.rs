@@ -366,3 +366,12 @@ fn oversized_proofs_are_refused_before_parsing() {
     assert_eq!(check(&big).unwrap_err(), JoseError::Malformed("too long"));
     let _ = Map::<String, Value>::new();
 }
+
+/// RFC 9449 §7.1: the `ath` of the example access token is the published value.
+#[test]
+fn rfc9449_s7_1_ath_of_the_example_token() {
+    assert_eq!(
+        crate::sha256_b64(b"Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"),
+        "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"
+    );
+}
