@@ -11,7 +11,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use surety_core::clock::Clock;
-use surety_store::Store;
+use surety_store::{Store, TokenIssued};
+use time::OffsetDateTime;
 use tower_http::LatencyUnit;
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -24,6 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::admin::{agents, audit, credentials, enroll, grants, humans};
+use crate::batch::Batcher;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::keyring::{KeyRing, KeyRingError};
@@ -44,6 +46,9 @@ pub const ENROLL_PATH: &str = "/v1/enroll";
 /// Path of the OpenAPI document.
 pub const OPENAPI_PATH: &str = "/v1/openapi.json";
 
+/// Most writes one group commit takes.
+const GROUP_COMMIT_MAX: usize = 256;
+
 /// Everything a handler needs.
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -59,6 +64,10 @@ pub struct AppState {
     pub nonces: Arc<NonceIssuer>,
     /// The organisation's signing keys.
     pub keys: Arc<KeyRing>,
+    /// Group commit of single-use values (`jti`s of proofs and assertions).
+    replay: Arc<Batcher<(String, OffsetDateTime), bool>>,
+    /// Group commit of issued tokens' audit events.
+    issued: Arc<Batcher<TokenIssued, ()>>,
     /// Metrics.
     pub metrics: PrometheusHandle,
 }
@@ -84,7 +93,29 @@ impl AppState {
             clock.now(),
         )
         .await?;
+        let replay = {
+            let (store, clock) = (store.clone(), clock.clone());
+            Batcher::spawn(
+                GROUP_COMMIT_MAX,
+                move |items: Vec<(String, OffsetDateTime)>| {
+                    let (store, now) = (store.clone(), clock.now());
+                    async move { store.remember_many(&items, now).await }
+                },
+            )
+        };
+        let issued = {
+            let store = store.clone();
+            Batcher::spawn(GROUP_COMMIT_MAX, move |items: Vec<TokenIssued>| {
+                let store = store.clone();
+                async move {
+                    store.record_tokens_issued(&items).await?;
+                    Ok(vec![(); items.len()])
+                }
+            })
+        };
         Ok(Self {
+            replay: Arc::new(replay),
+            issued: Arc::new(issued),
             keys: Arc::new(keys),
             issuer: config.issuer_url().into(),
             store,
@@ -93,6 +124,22 @@ impl AppState {
             nonces: Arc::new(nonces),
             metrics: telemetry::prometheus(),
         })
+    }
+
+    /// Records a single-use value until `until` (group-committed); `false` if it was seen
+    /// before and is still live — a replay.
+    pub(crate) async fn remember(
+        &self,
+        key: String,
+        until: OffsetDateTime,
+    ) -> Result<bool, ApiError> {
+        self.replay.submit((key, until)).await
+    }
+
+    /// Records an issued token's audit events and its agent's `last_seen_at`
+    /// (group-committed).
+    pub(crate) async fn record_issued(&self, issued: TokenIssued) -> Result<(), ApiError> {
+        self.issued.submit(issued).await
     }
 
     /// The public URL of `path`: what a DPoP proof's `htu` must name.

@@ -11,7 +11,6 @@ use surety_core::id::PrincipalId;
 use surety_core::key::KeyStatus;
 use surety_jose::rfc9449::{self, NonceCheck, ProofContext, ProofPolicy, VerifiedProof};
 use surety_jose::{JoseError, sha256_b64};
-use surety_store::StoreError;
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -67,13 +66,12 @@ impl AppState {
         )?;
         // RFC 9449 §11.1: a proof is accepted once.
         match self
-            .store
-            .remember(&proof.replay_key, proof.replay_until, now)
+            .remember(proof.replay_key.clone(), proof.replay_until)
             .await
         {
-            Ok(()) => Ok(proof),
-            Err(StoreError::Replay) => Err(ProofFailure::Replayed),
-            Err(other) => Err(ProofFailure::Store(other)),
+            Ok(true) => Ok(proof),
+            Ok(false) => Err(ProofFailure::Replayed),
+            Err(e) => Err(ProofFailure::Store(e)),
         }
     }
 }
@@ -88,7 +86,7 @@ pub(crate) enum ProofFailure {
     /// The proof's `jti` was seen before.
     Replayed,
     /// The replay cache could not be consulted.
-    Store(StoreError),
+    Store(ApiError),
 }
 
 impl ProofFailure {
@@ -178,7 +176,7 @@ impl FromRequestParts<AppState> for AdminCaller {
         if let Err(failure) = proof {
             count_failure("invalid_dpop_proof");
             return Err(match failure {
-                ProofFailure::Store(e) => e.into(),
+                ProofFailure::Store(e) => e,
                 other => ApiError::resource_invalid_dpop_proof(other.description()),
             });
         }

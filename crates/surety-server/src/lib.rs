@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod app;
 mod auth;
+mod batch;
 pub mod bootstrap;
 pub mod config;
 mod error;

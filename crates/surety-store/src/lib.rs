@@ -210,6 +210,17 @@ pub struct ResourceServer {
     pub created_at: OffsetDateTime,
 }
 
+/// An access token issued to an agent, to record.
+#[derive(Debug, Clone)]
+pub struct TokenIssued {
+    /// The agent that authenticated to get it.
+    pub agent: AgentId,
+    /// When.
+    pub at: OffsetDateTime,
+    /// Its audit events.
+    pub events: Vec<NewEvent>,
+}
+
 /// What to read to decide whether a token is still active.
 #[derive(Debug, Clone)]
 pub struct StandingQuery<'a> {
@@ -372,6 +383,14 @@ pub trait ReplayStore {
     /// Records `key` until `until`; [`StoreError::Replay`] if it is already recorded and
     /// not expired at `now`.
     async fn remember(&self, key: &str, until: OffsetDateTime, now: OffsetDateTime) -> Result<()>;
+    /// Records several keys in one transaction (group commit), in order; for each, `true` if
+    /// it was recorded, `false` if it was already there (a replay — also when the same key
+    /// appears twice in `entries`).
+    async fn remember_many(
+        &self,
+        entries: &[(String, OffsetDateTime)],
+        now: OffsetDateTime,
+    ) -> Result<Vec<bool>>;
     /// Deletes expired replay entries and tokens; returns how many rows went.
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64>;
 }
@@ -448,13 +467,9 @@ pub trait ResourceServerStore {
 /// Issued tokens are not stored; these record what their activity depends on.
 #[async_trait]
 pub trait CredentialStore {
-    /// Records an access token issued to `agent` (its audit events, and `last_seen_at`).
-    async fn record_token_issued(
-        &self,
-        agent: AgentId,
-        at: OffsetDateTime,
-        events: &[NewEvent],
-    ) -> Result<()>;
+    /// Records access tokens issued (their audit events, and each agent's `last_seen_at`),
+    /// all in one transaction (group commit).
+    async fn record_tokens_issued(&self, issued: &[TokenIssued]) -> Result<()>;
     /// Revokes one token until `expires_at`; `false` if it was already revoked.
     async fn revoke_token(
         &self,

@@ -42,7 +42,7 @@ pub async fn enroll(
         )
         .await
         .map_err(|f| match f {
-            ProofFailure::Store(e) => e.into(),
+            ProofFailure::Store(e) => e,
             other => ApiError::invalid_dpop_proof(other.description()),
         })?;
     let now = state.clock.now();

@@ -8,7 +8,7 @@ use surety_core::agent::{Agent, AgentStatus};
 use surety_core::id::{AgentId, PrincipalId, ResourceServerId};
 use surety_core::key::{KeyRecord, KeyStatus};
 use surety_jose::{PublicJwk, rfc7523};
-use surety_store::{ResourceServer, StoreError};
+use surety_store::ResourceServer;
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -128,16 +128,11 @@ pub(crate) async fn authenticate(
         ))
     })?;
     // 5. The assertion is used once (RFC 7523 §3 item 7).
-    match state
-        .store
-        .remember(&verified.replay_key, verified.replay_until, now)
-        .await
+    if !state
+        .remember(verified.replay_key.clone(), verified.replay_until)
+        .await?
     {
-        Ok(()) => {}
-        Err(StoreError::Replay) => {
-            return Err(invalid("this assertion was already used (`jti` replay)"));
-        }
-        Err(e) => return Err(e.into()),
+        return Err(invalid("this assertion was already used (`jti` replay)"));
     }
     // 6. The client is in a state to act.
     if let Client::Agent(agent) = &client

@@ -10,7 +10,7 @@ use surety_core::id::{HumanId, PrincipalId};
 use surety_core::key::KeyStatus;
 use surety_jose::rfc7523;
 use surety_jose::{random_b64, sha256_b64};
-use surety_store::{AccessTokenRecord, StoreError};
+use surety_store::AccessTokenRecord;
 
 use crate::app::{AppState, TOKEN_PATH};
 use crate::auth::to_time;
@@ -79,18 +79,13 @@ pub(super) async fn issue(
             "the DPoP proof must be signed by the device key that signed the assertion",
         ));
     }
-    match state
-        .store
-        .remember(&verified.replay_key, verified.replay_until, now)
-        .await
+    if !state
+        .remember(verified.replay_key.clone(), verified.replay_until)
+        .await?
     {
-        Ok(()) => {}
-        Err(StoreError::Replay) => {
-            return Err(invalid(
-                "this assertion was already used (`jti` replay)".into(),
-            ));
-        }
-        Err(e) => return Err(e.into()),
+        return Err(invalid(
+            "this assertion was already used (`jti` replay)".into(),
+        ));
     }
     let human = state.store.get_human(subject).await?;
     if human.as_ref().map(|h| h.status) != Some(HumanStatus::Active) {

@@ -94,7 +94,7 @@ pub(super) async fn token_proof(
         .await
         .map_err(|f| match f {
             ProofFailure::UseNonce => ApiError::use_dpop_nonce(state.nonces.current(now)),
-            ProofFailure::Store(e) => e.into(),
+            ProofFailure::Store(e) => e,
             other => ApiError::invalid_dpop_proof(other.description()),
         })
 }

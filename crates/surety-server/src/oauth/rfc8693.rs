@@ -27,6 +27,7 @@ use surety_core::id::{AgentId, GrantId, PrincipalId, TokenId};
 use surety_core::key::KeyStatus;
 use surety_core::scope::ScopeSet;
 use surety_jose::rfc9068::{self, AccessTokenClaims, Act, Cnf, Derivation};
+use surety_store::TokenIssued;
 
 use super::access_token::{Inactive, verify_active};
 use super::client_auth::{Client, authenticate};
@@ -182,8 +183,11 @@ pub(super) async fn exchange(
         rfc9068::sign(&claims, &signer.key, &signer.kid).map_err(ApiError::internal)?;
     let event = token_event(&client, &minted, &claims, now);
     state
-        .store
-        .record_token_issued(client.id, now, &[event])
+        .record_issued(TokenIssued {
+            agent: client.id,
+            at: now,
+            events: vec![event],
+        })
         .await?;
     metrics::counter!("surety_tokens_issued_total", "kind" => if minted.depth() == 0 { "grant" } else { "sub_agent" }).increment(1);
     Ok(TokenResponse {

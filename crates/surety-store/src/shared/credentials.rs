@@ -21,7 +21,7 @@ use crate::rows::{
 };
 use crate::{
     CredentialStore, ResourceServer, ResourceServerStore, Result, Serial, SigningKeyRecord,
-    SigningKeyStore, StandingQuery, StoreError, TokenStanding,
+    SigningKeyStore, StandingQuery, StoreError, TokenIssued, TokenStanding,
 };
 
 async fn insert_signing_key(tx: &mut Tx, k: &SigningKeyRecord) -> Result<()> {
@@ -173,19 +173,18 @@ impl ResourceServerStore for Backend {
 
 #[async_trait]
 impl CredentialStore for Backend {
-    async fn record_token_issued(
-        &self,
-        agent: AgentId,
-        at: OffsetDateTime,
-        events: &[NewEvent],
-    ) -> Result<()> {
+    async fn record_tokens_issued(&self, issued: &[TokenIssued]) -> Result<()> {
         let mut tx = self.writer().begin().await?;
-        sqlx::query("UPDATE agents SET last_seen_at = $1 WHERE id = $2")
-            .bind(DbTime::from(at))
-            .bind(agent.to_string())
-            .execute(&mut *tx)
-            .await?;
-        insert_events(&mut tx, events).await?;
+        let mut events = Vec::new();
+        for t in issued {
+            sqlx::query("UPDATE agents SET last_seen_at = $1 WHERE id = $2")
+                .bind(DbTime::from(t.at))
+                .bind(t.agent.to_string())
+                .execute(&mut *tx)
+                .await?;
+            events.extend_from_slice(&t.events);
+        }
+        insert_events(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(())
     }

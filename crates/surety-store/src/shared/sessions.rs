@@ -43,25 +43,45 @@ impl TokenStore for Backend {
     }
 }
 
+/// Insert, or take over an entry that has expired; a live entry means replay.
+const REMEMBER: &str = "INSERT INTO replay_cache (key, expires_at) VALUES ($1, $2) \
+    ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
+    WHERE replay_cache.expires_at <= $3";
+
 #[async_trait]
 impl ReplayStore for Backend {
     async fn remember(&self, key: &str, until: OffsetDateTime, now: OffsetDateTime) -> Result<()> {
-        // Insert, or take over an entry that has expired; a live entry means replay.
-        let done = sqlx::query(
-            "INSERT INTO replay_cache (key, expires_at) VALUES ($1, $2) \
-             ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
-             WHERE replay_cache.expires_at <= $3",
-        )
-        .bind(key)
-        .bind(DbTime::from(until))
-        .bind(DbTime::from(now))
-        .execute(self.writer())
-        .await?;
+        let done = sqlx::query(REMEMBER)
+            .bind(key)
+            .bind(DbTime::from(until))
+            .bind(DbTime::from(now))
+            .execute(self.writer())
+            .await?;
         if done.rows_affected() == 1 {
             Ok(())
         } else {
             Err(StoreError::Replay)
         }
+    }
+
+    async fn remember_many(
+        &self,
+        entries: &[(String, OffsetDateTime)],
+        now: OffsetDateTime,
+    ) -> Result<Vec<bool>> {
+        let mut tx = self.writer().begin().await?;
+        let mut recorded = Vec::with_capacity(entries.len());
+        for (key, until) in entries {
+            let done = sqlx::query(REMEMBER)
+                .bind(key)
+                .bind(DbTime::from(*until))
+                .bind(DbTime::from(now))
+                .execute(&mut *tx)
+                .await?;
+            recorded.push(done.rows_affected() == 1);
+        }
+        tx.commit().await?;
+        Ok(recorded)
     }
 
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64> {

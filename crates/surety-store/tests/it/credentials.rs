@@ -324,7 +324,14 @@ async fn token_standing_reports_states_watermarks_and_revocations(store: Arc<dyn
             .await
             .unwrap();
     }
-    store.record_token_issued(a.id, t1, &[]).await.unwrap();
+    store
+        .record_tokens_issued(&[surety_store::TokenIssued {
+            agent: a.id,
+            at: t1,
+            events: vec![],
+        }])
+        .await
+        .unwrap();
     let s = store.token_standing(&q).await.unwrap();
     assert!(s.revoked);
     assert_eq!(s.agents, vec![(a.id, AgentStatus::Active, Some(t1))]);

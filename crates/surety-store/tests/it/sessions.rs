@@ -8,6 +8,7 @@ use crate::fixtures::*;
 
 crate::storage_tests!(
     a_single_use_value_is_refused_while_live,
+    a_batch_of_single_use_values_refuses_replays_within_and_across_batches,
     purge_drops_only_expired_rows,
     access_tokens_round_trip,
 );
@@ -25,6 +26,29 @@ async fn a_single_use_value_is_refused_while_live(store: Arc<dyn Store>) {
         .remember("jti-1", until + Duration::seconds(65), until)
         .await
         .unwrap();
+}
+
+async fn a_batch_of_single_use_values_refuses_replays_within_and_across_batches(
+    store: Arc<dyn Store>,
+) {
+    let until = t0() + Duration::seconds(65);
+    store.remember("seen", until, t0()).await.unwrap();
+    let batch = [
+        ("a".to_owned(), until),
+        ("seen".to_owned(), until),
+        ("b".to_owned(), until),
+        ("a".to_owned(), until),
+    ];
+    let recorded = store.remember_many(&batch, t0()).await.unwrap();
+    assert_eq!(recorded, [true, false, true, false]);
+    assert!(matches!(
+        store.remember("b", until, t0()).await,
+        Err(StoreError::Replay)
+    ));
+    assert_eq!(
+        store.remember_many(&[], t0()).await.unwrap(),
+        Vec::<bool>::new()
+    );
 }
 
 async fn purge_drops_only_expired_rows(store: Arc<dyn Store>) {
