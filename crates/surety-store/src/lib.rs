@@ -245,8 +245,8 @@ pub struct TokenStanding {
     pub principal: Option<(HumanStatus, Option<OffsetDateTime>)>,
     /// Each agent found, with its state and revocation watermark.
     pub agents: Vec<(AgentId, AgentStatus, Option<OffsetDateTime>)>,
-    /// Each key found.
-    pub keys: Vec<KeyRecord>,
+    /// Each key found: its thumbprint, state and holder.
+    pub keys: Vec<(String, KeyStatus, PrincipalId)>,
     /// Whether any of the `jtis` was revoked.
     pub revoked: bool,
 }

@@ -150,10 +150,8 @@ pub(crate) async fn verify_active(state: &AppState, token: &str) -> Result<Activ
     }
     // 5.
     for (kid, holder) in keys.iter().zip(&chain) {
-        let ok = standing.keys.iter().any(|k| {
-            k.kid == *kid
-                && k.status == KeyStatus::Active
-                && k.holder == PrincipalId::Agent(*holder)
+        let ok = standing.keys.iter().any(|(k, status, h)| {
+            k == kid && *status == KeyStatus::Active && *h == PrincipalId::Agent(*holder)
         });
         if !ok {
             return Err(not(format!(

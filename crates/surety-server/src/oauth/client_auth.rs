@@ -17,8 +17,8 @@ use crate::extract::Form;
 /// An authenticated client.
 #[derive(Debug)]
 pub(crate) enum Client {
-    /// An agent, with the key that signed its assertion.
-    Agent(Agent),
+    /// An agent, with the thumbprints of its active keys.
+    Agent(Agent, Vec<String>),
     /// A registered resource server.
     ResourceServer(ResourceServer),
 }
@@ -79,8 +79,9 @@ pub(crate) async fn authenticate(
             .into_iter()
             .filter(|k| k.status == KeyStatus::Active)
             .collect();
+        let kids = keys.iter().map(|k| k.kid.clone()).collect();
         let keys = keys.into_iter().map(|k| (k.kid, k.jwk)).collect::<Vec<_>>();
-        (Client::Agent(agent), keys)
+        (Client::Agent(agent, kids), keys)
     } else if let Ok(id) = issuer.parse::<ResourceServerId>() {
         let rs = state
             .store
@@ -135,7 +136,7 @@ pub(crate) async fn authenticate(
         return Err(invalid("this assertion was already used (`jti` replay)"));
     }
     // 6. The client is in a state to act.
-    if let Client::Agent(agent) = &client
+    if let Client::Agent(agent, _) = &client
         && agent.status != AgentStatus::Active
     {
         return Err(invalid(format!("agent `{}` is {}", agent.id, agent.status)));

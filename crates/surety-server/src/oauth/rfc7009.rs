@@ -40,7 +40,7 @@ pub async fn revoke(State(state): State<AppState>, form: Form) -> Response {
 async fn answer(state: &AppState, form: &Form) -> Result<(), ApiError> {
     let now = state.clock.now();
     let agent = match authenticate(state, form, REVOKE_PATH).await? {
-        Client::Agent(agent) => agent,
+        Client::Agent(agent, _) => agent,
         Client::ResourceServer(_) => {
             return Err(ApiError::unauthorized_client(
                 "resource servers do not hold tokens to revoke",

@@ -38,7 +38,7 @@ pub async fn introspect(State(state): State<AppState>, form: Form) -> Response {
 async fn answer(state: &AppState, form: &Form) -> Result<Value, ApiError> {
     let rs = match authenticate(state, form, INTROSPECT_PATH).await? {
         Client::ResourceServer(rs) => rs,
-        Client::Agent(_) => {
+        Client::Agent(..) => {
             return Err(ApiError::unauthorized_client(
                 "only registered resource servers may introspect tokens",
             ));

@@ -76,8 +76,8 @@ pub(super) async fn exchange(
     // 1.
     let proof = super::token_proof(state, headers).await?;
     // 2.
-    let client = match authenticate(state, form, TOKEN_PATH).await? {
-        Client::Agent(agent) => agent,
+    let (client, client_keys) = match authenticate(state, form, TOKEN_PATH).await? {
+        Client::Agent(agent, keys) => (agent, keys),
         Client::ResourceServer(_) => {
             return Err(ApiError::unauthorized_client(
                 "resource servers may not exchange tokens",
@@ -85,10 +85,7 @@ pub(super) async fn exchange(
         }
     };
     // The token is bound to the agent's own key: the proof must be made with one.
-    let proof_key = state.store.get_key(&proof.jkt).await?;
-    if !proof_key
-        .is_some_and(|k| k.status == KeyStatus::Active && k.holder == PrincipalId::Agent(client.id))
-    {
+    if !client_keys.contains(&proof.jkt) {
         return Err(ApiError::invalid_dpop_proof(
             "the DPoP proof must be signed by an active key registered to the agent",
         ));

@@ -7,8 +7,9 @@ use surety_core::agent::AgentStatus;
 use surety_core::audit::NewEvent;
 use surety_core::grant::Grant;
 use surety_core::human::HumanStatus;
+use surety_core::id::PrincipalId;
 use surety_core::id::{AgentId, ResourceServerId};
-use surety_core::key::KeyRecord;
+use surety_core::key::KeyStatus;
 use time::OffsetDateTime;
 
 use super::tx::{Tx, insert_events};
@@ -16,8 +17,8 @@ use super::{Backend, Db};
 use crate::dbtime::DbTime;
 use crate::error::unique_as_conflict;
 use crate::rows::{
-    GRANT_COLUMNS, GrantRow, KeyRow, RESOURCE_SERVER_COLUMNS, ResourceServerRow,
-    SIGNING_KEY_COLUMNS, SigningKeyRow, convert, to_json_text,
+    GRANT_COLUMNS, GrantRow, RESOURCE_SERVER_COLUMNS, ResourceServerRow, SIGNING_KEY_COLUMNS,
+    SigningKeyRow, convert, to_json_text,
 };
 use crate::{
     CredentialStore, ResourceServer, ResourceServerStore, Result, Serial, SigningKeyRecord,
@@ -215,10 +216,10 @@ impl CredentialStore for Backend {
     }
 
     async fn token_standing(&self, q: &StandingQuery<'_>) -> Result<TokenStanding> {
-        // One connection for every read, so the answer comes from one moment on SQLite
-        // (a snapshot per statement on PostgreSQL, which only errs towards "inactive" if a
-        // change commits in between: every state here only ever moves away from active,
-        // except reinstatement, which the watermarks cover).
+        // Two statements on one connection: the grant, then everything else in one UNION.
+        // (On PostgreSQL each statement sees its own snapshot; a change committing in
+        // between only errs towards "inactive": every state read here only ever moves away
+        // from active, except reinstatement, which the watermarks cover.)
         let mut conn = self.reader().acquire().await?;
         let grant: Option<GrantRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {GRANT_COLUMNS} FROM grants WHERE id = $1"
@@ -227,70 +228,74 @@ impl CredentialStore for Backend {
         .fetch_optional(&mut *conn)
         .await?;
         let grant = grant.map(Grant::try_from).transpose()?;
-        let principal: Option<(String, Option<DbTime>)> =
-            sqlx::query_as("SELECT status, tokens_not_before FROM humans WHERE id = $1")
-                .bind(q.principal.to_string())
-                .fetch_optional(&mut *conn)
-                .await?;
-        let principal = principal
-            .map(|(s, w)| {
-                Ok::<_, StoreError>((
-                    s.parse::<HumanStatus>().map_err(StoreError::corrupt)?,
-                    w.map(|t| t.0),
-                ))
-            })
-            .transpose()?;
-        let mut agents = Vec::with_capacity(q.agents.len());
-        if !q.agents.is_empty() {
-            let mut b = QueryBuilder::<Db>::new(
-                "SELECT id, status, tokens_not_before FROM agents WHERE id IN (",
-            );
-            let mut list = b.separated(", ");
-            for a in q.agents {
-                list.push_bind(a.to_string());
+        let mut b = QueryBuilder::<Db>::new(
+            "SELECT 'human' AS kind, id AS name, status, tokens_not_before AS watermark, \
+             NULL AS holder FROM humans WHERE id = ",
+        );
+        b.push_bind(q.principal.to_string());
+        let list = |b: &mut QueryBuilder<Db>, head: &str, values: Vec<String>| {
+            if values.is_empty() {
+                return;
+            }
+            b.push(head);
+            let mut items = b.separated(", ");
+            for v in values {
+                items.push_bind(v);
             }
             b.push(")");
-            let rows: Vec<(String, String, Option<DbTime>)> =
-                b.build_query_as().fetch_all(&mut *conn).await?;
-            for (id, status, watermark) in rows {
-                agents.push((
-                    id.parse::<AgentId>().map_err(StoreError::corrupt)?,
+        };
+        list(
+            &mut b,
+            " UNION ALL SELECT 'agent', id, status, tokens_not_before, NULL FROM agents WHERE id IN (",
+            q.agents.iter().map(ToString::to_string).collect(),
+        );
+        list(
+            &mut b,
+            " UNION ALL SELECT 'key', kid, status, NULL, holder_id FROM public_keys WHERE kid IN (",
+            q.keys.iter().map(|k| (*k).to_owned()).collect(),
+        );
+        list(
+            &mut b,
+            " UNION ALL SELECT 'revoked', jti, NULL, NULL, NULL FROM revoked_tokens WHERE jti IN (",
+            q.jtis.iter().map(|j| (*j).to_owned()).collect(),
+        );
+        let rows: Vec<(
+            String,
+            String,
+            Option<String>,
+            Option<DbTime>,
+            Option<String>,
+        )> = b.build_query_as().fetch_all(&mut *conn).await?;
+        let mut standing = TokenStanding {
+            grant,
+            principal: None,
+            agents: Vec::new(),
+            keys: Vec::new(),
+            revoked: false,
+        };
+        for (kind, name, status, watermark, holder) in rows {
+            let status = status.unwrap_or_default();
+            match kind.as_str() {
+                "human" => {
+                    let s: HumanStatus = status.parse().map_err(StoreError::corrupt)?;
+                    standing.principal = Some((s, watermark.map(|t| t.0)));
+                }
+                "agent" => standing.agents.push((
+                    name.parse::<AgentId>().map_err(StoreError::corrupt)?,
                     status.parse::<AgentStatus>().map_err(StoreError::corrupt)?,
                     watermark.map(|t| t.0),
-                ));
+                )),
+                "key" => standing.keys.push((
+                    name,
+                    status.parse::<KeyStatus>().map_err(StoreError::corrupt)?,
+                    holder
+                        .unwrap_or_default()
+                        .parse::<PrincipalId>()
+                        .map_err(StoreError::corrupt)?,
+                )),
+                _ => standing.revoked = true,
             }
         }
-        let mut keys = Vec::with_capacity(q.keys.len());
-        if !q.keys.is_empty() {
-            let mut b = QueryBuilder::<Db>::new(
-                "SELECT kid, holder_id, alg, jwk, status, created_at, status_changed_at \
-                 FROM public_keys WHERE kid IN (",
-            );
-            let mut list = b.separated(", ");
-            for k in q.keys {
-                list.push_bind(k.to_string());
-            }
-            b.push(")");
-            let rows: Vec<KeyRow> = b.build_query_as().fetch_all(&mut *conn).await?;
-            keys = convert::<KeyRow, KeyRecord>(rows)?;
-        }
-        let mut revoked = false;
-        if !q.jtis.is_empty() {
-            let mut b = QueryBuilder::<Db>::new("SELECT jti FROM revoked_tokens WHERE jti IN (");
-            let mut list = b.separated(", ");
-            for j in q.jtis {
-                list.push_bind(j.to_string());
-            }
-            b.push(") LIMIT 1");
-            let row: Option<(String,)> = b.build_query_as().fetch_optional(&mut *conn).await?;
-            revoked = row.is_some();
-        }
-        Ok(TokenStanding {
-            grant,
-            principal,
-            agents,
-            keys,
-            revoked,
-        })
+        Ok(standing)
     }
 }
