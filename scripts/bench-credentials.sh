@@ -14,6 +14,7 @@ concurrency="${2:-16}"
 work="$(mktemp -d)"
 port=$((20000 + RANDOM % 20000))
 base="http://127.0.0.1:$port"
+server=""
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 args=(--data-dir "$work/data")

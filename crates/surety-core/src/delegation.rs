@@ -544,139 +544,58 @@ mod tests {
         let none = Requested::default();
         let wide = scope("crm.read iam.grant_role");
         let other_aud = vec!["https://pay.example".to_owned()];
+        let hop = |client, actor| Hop {
+            client: agent(client),
+            actor: agent(actor),
+        };
+        let mint = |parent: &Parent, grant: &Grant, hop: Hop, standing, req: &Requested<'_>| {
+            for_sub_agent(parent, grant, hop, standing, req, NOW, TTL)
+        };
         // Depth: a child of the child would be depth 2 > 1.
-        let child = for_sub_agent(
-            &parent,
-            &g,
-            Hop {
-                client: agent(1),
-                actor: agent(2),
-            },
-            OK,
-            &none,
-            NOW,
-            TTL,
-        )
-        .unwrap();
+        let child = mint(&parent, &g, hop(1, 2), OK, &none).unwrap();
         let child = Parent {
             chain: child.chain,
             ..parent.clone()
         };
         let mut other_grant = g.clone();
         other_grant.id = GrantId::new(NOW + Duration::SECOND);
-        let cases = vec![
+        let suspended = Standing {
+            actor: AgentStatus::Suspended,
+            ..OK
+        };
+        let cases = [
+            (mint(&child, &g, hop(2, 3), OK, &none), "depth"),
+            (mint(&parent, &g, hop(3, 2), OK, &none), "splice"),
+            (mint(&parent, &other_grant, hop(1, 2), OK, &none), "grant"),
+            (mint(&parent, &g, hop(1, 1), OK, &none), "loop"),
             (
-                for_sub_agent(
-                    &child,
-                    &g,
-                    Hop {
-                        client: agent(2),
-                        actor: agent(3),
-                    },
-                    OK,
-                    &none,
-                    NOW,
-                    TTL,
-                ),
-                "depth",
-            ),
-            (
-                for_sub_agent(
+                mint(
                     &parent,
                     &g,
-                    Hop {
-                        client: agent(3),
-                        actor: agent(2),
-                    },
-                    OK,
-                    &none,
-                    NOW,
-                    TTL,
-                ),
-                "splice",
-            ),
-            (
-                for_sub_agent(
-                    &parent,
-                    &other_grant,
-                    Hop {
-                        client: agent(1),
-                        actor: agent(2),
-                    },
-                    OK,
-                    &none,
-                    NOW,
-                    TTL,
-                ),
-                "grant",
-            ),
-            (
-                for_sub_agent(
-                    &parent,
-                    &g,
-                    Hop {
-                        client: agent(1),
-                        actor: agent(1),
-                    },
-                    OK,
-                    &none,
-                    NOW,
-                    TTL,
-                ),
-                "loop",
-            ),
-            (
-                for_sub_agent(
-                    &parent,
-                    &g,
-                    Hop {
-                        client: agent(1),
-                        actor: agent(2),
-                    },
+                    hop(1, 2),
                     OK,
                     &Requested {
                         scope: Some(&wide),
                         audiences: &[],
                     },
-                    NOW,
-                    TTL,
                 ),
                 "widening",
             ),
             (
-                for_sub_agent(
+                mint(
                     &parent,
                     &g,
-                    Hop {
-                        client: agent(1),
-                        actor: agent(2),
-                    },
+                    hop(1, 2),
                     OK,
                     &Requested {
                         scope: None,
                         audiences: &other_aud,
                     },
-                    NOW,
-                    TTL,
                 ),
                 "audience",
             ),
             (
-                for_sub_agent(
-                    &parent,
-                    &g,
-                    Hop {
-                        client: agent(1),
-                        actor: agent(2),
-                    },
-                    Standing {
-                        actor: AgentStatus::Suspended,
-                        ..OK
-                    },
-                    &none,
-                    NOW,
-                    TTL,
-                ),
+                mint(&parent, &g, hop(1, 2), suspended, &none),
                 "inactive sub-agent",
             ),
         ];

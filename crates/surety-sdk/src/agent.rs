@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
 use crate::ClientError;
-use crate::client::{decode, http_client, nonce_of};
+use crate::client::{decode, http_client, nonce_of, post_token};
 
 /// Lifetime of the client assertions an agent signs.
 const ASSERTION_LIFETIME: time::Duration = time::Duration::seconds(60);
@@ -195,18 +195,8 @@ impl AgentClient {
     /// Revokes `token` (RFC 7009), and drops it from the cache.
     pub async fn revoke(&self, token: &str) -> Result<(), ClientError> {
         let url = format!("{}/oauth2/revoke", self.base);
-        let assertion = self.assertion()?;
-        let response = self
-            .http
-            .post(&url)
-            .form(&[
-                ("token", token),
-                ("token_type_hint", "access_token"),
-                ("client_assertion_type", CLIENT_ASSERTION_TYPE_JWT_BEARER),
-                ("client_assertion", &assertion),
-            ])
-            .send()
-            .await?;
+        let id = self.agent.to_string();
+        let response = post_token(&self.http, &url, token, &id, &self.key, &self.base).await?;
         self.cache
             .lock()
             .await

@@ -79,6 +79,39 @@ pub(crate) fn nonce_of(response: &reqwest::Response) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Posts `token` to an endpoint that takes one (introspection, revocation) as `client_id`,
+/// authenticated with a fresh `private_key_jwt` assertion signed by `key` for `issuer`.
+pub(crate) async fn post_token(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    client_id: &str,
+    key: &PrivateJwk,
+    issuer: &str,
+) -> Result<reqwest::Response, ClientError> {
+    let assertion = rfc7523::create(
+        key,
+        client_id,
+        client_id,
+        issuer,
+        ASSERTION_LIFETIME,
+        OffsetDateTime::now_utc(),
+    )?;
+    Ok(http
+        .post(url)
+        .form(&[
+            ("token", token),
+            ("token_type_hint", "access_token"),
+            (
+                "client_assertion_type",
+                surety_api::oauth::CLIENT_ASSERTION_TYPE_JWT_BEARER,
+            ),
+            ("client_assertion", &assertion),
+        ])
+        .send()
+        .await?)
+}
+
 /// Enrolls a freshly generated device key with a one-time code (`POST /v1/enroll`). The
 /// request's DPoP proof, signed by `key`, is what proves possession.
 pub async fn enroll(

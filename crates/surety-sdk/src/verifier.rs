@@ -11,11 +11,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use surety_api::oauth::CLIENT_ASSERTION_TYPE_JWT_BEARER;
 use surety_core::id::ResourceServerId;
 use surety_jose::rfc9068::{self, AccessTokenClaims, TokenPolicy};
 use surety_jose::rfc9449::{self, NonceCheck, ProofContext, ProofPolicy};
-use surety_jose::{PrivateJwk, PublicJwk, rfc7523};
+use surety_jose::{PrivateJwk, PublicJwk};
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
@@ -209,25 +208,9 @@ impl ResourceVerifier {
     pub async fn introspect(&self, token: &str) -> Result<serde_json::Value, ClientError> {
         let url = format!("{}/oauth2/introspect", self.issuer);
         let id = self.id.to_string();
-        let assertion = rfc7523::create(
-            &self.key,
-            &id,
-            &id,
-            &self.issuer,
-            time::Duration::seconds(60),
-            OffsetDateTime::now_utc(),
-        )?;
-        let response = self
-            .http
-            .post(&url)
-            .form(&[
-                ("token", token),
-                ("token_type_hint", "access_token"),
-                ("client_assertion_type", CLIENT_ASSERTION_TYPE_JWT_BEARER),
-                ("client_assertion", &assertion),
-            ])
-            .send()
-            .await?;
+        let response =
+            crate::client::post_token(&self.http, &url, token, &id, &self.key, &self.issuer)
+                .await?;
         crate::client::decode(response).await
     }
 

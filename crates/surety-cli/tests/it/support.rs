@@ -264,3 +264,20 @@ pub fn header_of(token: &str) -> Value {
     let h = token.split('.').next().unwrap();
     serde_json::from_slice(&surety_jose::b64::decode(h).unwrap()).unwrap()
 }
+
+/// A ten-minute `crm.read` grant on CRM to `agent`, for `principal` (`None`: the caller).
+pub fn crm_read_for(
+    agent: surety_core::id::AgentId,
+    principal: Option<surety_core::id::HumanId>,
+) -> surety_api::credentials::CreateGrant {
+    surety_api::credentials::CreateGrant {
+        agent,
+        principal,
+        scopes: vec!["crm.read".into()],
+        resources: vec![CRM.into()],
+        constraints: None,
+        max_delegation_depth: None,
+        expires_at: None,
+        expires_in: Some(600),
+    }
+}

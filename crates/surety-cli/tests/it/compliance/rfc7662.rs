@@ -214,16 +214,7 @@ async fn deactivating_the_principal_ends_their_tokens_at_once() {
         .await;
     let (agent, key) = server.agent("bot").await;
     let grant = member_client
-        .create_grant(&surety_api::credentials::CreateGrant {
-            agent: agent.id,
-            principal: None,
-            scopes: vec!["crm.read".into()],
-            resources: vec![CRM.into()],
-            constraints: None,
-            max_delegation_depth: None,
-            expires_at: None,
-            expires_in: Some(600),
-        })
+        .create_grant(&crate::support::crm_read_for(agent.id, None))
         .await
         .unwrap();
     let (rs, rs_key) = server.resource_server(CRM).await;

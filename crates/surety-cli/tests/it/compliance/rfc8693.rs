@@ -85,22 +85,22 @@ async fn rfc8693_s2_1_required_parameters_are_invalid_request() {
             .await;
         expect_error(r, 400, "invalid_request").await;
     }
-    let r = exchange_as(&server, &d)
-        .set(
+    for (name, value) in [
+        (
             "subject_token_type",
             "urn:ietf:params:oauth:token-type:saml2",
-        )
-        .send(&server)
-        .await;
-    expect_error(r, 400, "invalid_request").await;
-    let r = exchange_as(&server, &d)
-        .set(
+        ),
+        (
             "requested_token_type",
             "urn:ietf:params:oauth:token-type:refresh_token",
-        )
-        .send(&server)
-        .await;
-    expect_error(r, 400, "invalid_request").await;
+        ),
+    ] {
+        let r = exchange_as(&server, &d)
+            .set(name, value)
+            .send(&server)
+            .await;
+        expect_error(r, 400, "invalid_request").await;
+    }
     // Surety's actor is always the authenticated client: a separate actor token is refused.
     let r = exchange_as(&server, &d)
         .set("actor_token", "x")
@@ -217,16 +217,7 @@ async fn rfc8693_revoked_proposed_and_expired_grants_are_invalid_grant() {
         .enrolled_human("M", "m@example.com", Role::Member)
         .await;
     let proposed = admin
-        .create_grant(&surety_api::credentials::CreateGrant {
-            agent: d.agent.id,
-            principal: Some(member.id),
-            scopes: vec!["crm.read".into()],
-            resources: vec![CRM.into()],
-            constraints: None,
-            max_delegation_depth: None,
-            expires_at: None,
-            expires_in: Some(600),
-        })
+        .create_grant(&crate::support::crm_read_for(d.agent.id, Some(member.id)))
         .await
         .unwrap();
     assert_eq!(proposed.status.as_str(), "proposed");
@@ -319,16 +310,7 @@ async fn rfc8693_a_suspended_agent_a_revoked_key_or_a_deactivated_principal_get_
         .await;
     let (a3, k3) = server.agent("bot3").await;
     let g3 = member_client
-        .create_grant(&surety_api::credentials::CreateGrant {
-            agent: a3.id,
-            principal: None,
-            scopes: vec!["crm.read".into()],
-            resources: vec![CRM.into()],
-            constraints: None,
-            max_delegation_depth: None,
-            expires_at: None,
-            expires_in: Some(600),
-        })
+        .create_grant(&crate::support::crm_read_for(a3.id, None))
         .await
         .unwrap();
     assert_eq!(
