@@ -154,9 +154,20 @@ fn pick_audience(requested: &[String], allowed: &[String], of: &str) -> Result<S
     }
 }
 
-/// `now + ttl`, never later than `limit`.
-fn expiry(now: OffsetDateTime, ttl: Duration, limit: OffsetDateTime) -> OffsetDateTime {
-    (now + ttl).min(limit)
+/// `now + ttl`, never later than `limit`; a token that would expire within the second it
+/// is issued (`exp` = `iat` in whole seconds) is not worth minting.
+fn expiry(
+    now: OffsetDateTime,
+    ttl: Duration,
+    limit: OffsetDateTime,
+) -> Result<OffsetDateTime, MintError> {
+    let exp = (now + ttl).min(limit);
+    if exp.unix_timestamp() <= now.unix_timestamp() {
+        return Err(MintError::InvalidGrant(
+            "the grant or parent token expires in less than a second".into(),
+        ));
+    }
+    Ok(exp)
 }
 
 /// A token for `agent` from `grant` (`subject_token_type` = grant): the grant is active,
@@ -183,7 +194,7 @@ pub fn from_grant(
         scope: pick_scope(requested.scope, &grant.scopes, "the grant")?,
         audience: pick_audience(requested.audiences, &grant.resources, "the grant")?,
         chain: vec![agent],
-        expires_at: expiry(now, ttl, grant.expires_at),
+        expires_at: expiry(now, ttl, grant.expires_at)?,
     })
 }
 
@@ -254,7 +265,7 @@ pub fn for_sub_agent(
         scope,
         audience,
         chain,
-        expires_at: expiry(now, ttl, parent.expires_at.min(grant.expires_at)),
+        expires_at: expiry(now, ttl, parent.expires_at.min(grant.expires_at))?,
     })
 }
 
@@ -329,6 +340,20 @@ mod tests {
         assert_eq!(t.expires_at, NOW + TTL);
         assert_eq!(t.chain, vec![agent(1)]);
         assert_eq!(t.depth(), 0);
+    }
+
+    #[test]
+    fn a_token_dead_on_arrival_is_not_minted() {
+        let g = grant(0, Duration::milliseconds(500));
+        let aud = crm();
+        let req = Requested {
+            scope: None,
+            audiences: &aud,
+        };
+        assert!(matches!(
+            from_grant(&g, agent(1), OK, &req, NOW, TTL),
+            Err(MintError::InvalidGrant(_))
+        ));
     }
 
     #[test]

@@ -99,7 +99,13 @@ impl AppState {
                 GROUP_COMMIT_MAX,
                 move |items: Vec<(String, OffsetDateTime)>| {
                     let (store, now) = (store.clone(), clock.now());
-                    async move { store.remember_many(&items, now).await }
+                    async move {
+                        // A lost deadlock (PostgreSQL) is run once more before failing.
+                        match store.remember_many(&items, now).await {
+                            Err(e) if e.is_retryable() => store.remember_many(&items, now).await,
+                            other => other,
+                        }
+                    }
                 },
             )
         };
@@ -108,7 +114,10 @@ impl AppState {
             Batcher::spawn(GROUP_COMMIT_MAX, move |items: Vec<TokenIssued>| {
                 let store = store.clone();
                 async move {
-                    store.record_tokens_issued(&items).await?;
+                    match store.record_tokens_issued(&items).await {
+                        Err(e) if e.is_retryable() => store.record_tokens_issued(&items).await?,
+                        other => other?,
+                    }
                     Ok(vec![(); items.len()])
                 }
             })

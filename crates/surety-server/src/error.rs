@@ -116,11 +116,6 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", d)
     }
 
-    /// 400 `unsupported_token_type` (RFC 7009 §2.2.1).
-    pub fn unsupported_token_type(d: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "unsupported_token_type", d)
-    }
-
     /// 400 `invalid_target` (RFC 8707 §2, RFC 8693 §2.2.2).
     pub fn invalid_target(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_target", d)

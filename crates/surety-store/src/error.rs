@@ -45,6 +45,14 @@ impl StoreError {
         )
     }
 
+    /// Whether the transaction lost a deadlock or serialisation conflict (PostgreSQL
+    /// `40P01`, `40001`) and may simply be run again.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::Database(db))
+            if matches!(db.code().as_deref(), Some("40P01" | "40001")))
+    }
+
     pub(crate) fn corrupt(what: impl std::fmt::Display) -> Self {
         Self::Corrupt(what.to_string())
     }

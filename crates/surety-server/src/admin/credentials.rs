@@ -123,7 +123,8 @@ pub async fn list_signing_keys(
 }
 
 /// Makes a new key the signer. The previous key stays in `/jwks` until every token it
-/// signed has expired (the longest token lifetime plus clock skew).
+/// signed has expired: the longest token lifetime, plus clock skew, plus the key refresh
+/// interval (other nodes sign with the old key until they next re-read the keys).
 #[utoipa::path(post, path = "/v1/signing-keys/rotate", tag = "credentials", request_body(content = RotateSigningKey, description = "optional"), security(("dpop" = [])),
     responses((status = 200, body = RotatedSigningKey), (status = 400, body = surety_api::ErrorBody), (status = 403, body = surety_api::ErrorBody)))]
 pub async fn rotate_signing_key(
@@ -145,8 +146,10 @@ pub async fn rotate_signing_key(
             ));
         }
     };
+    // Other nodes may sign with the old key until they next re-read the keys.
     let keep = to_time(state.config.token_ttl.max(state.config.access_token_ttl))
-        + to_time(state.config.clock_skew);
+        + to_time(state.config.clock_skew)
+        + to_time(state.config.key_refresh_interval);
     let (kid, retired) = state
         .keys
         .rotate(

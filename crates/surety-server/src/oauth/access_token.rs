@@ -27,6 +27,21 @@ use crate::app::AppState;
 use crate::auth::to_time;
 use crate::error::ApiError;
 
+/// A token whose signature, issuer and expiry hold, not yet checked for standing.
+#[derive(Debug, Clone)]
+pub(crate) struct SignedToken {
+    /// Its claims.
+    pub claims: AccessTokenClaims,
+    /// `sub`.
+    pub principal: HumanId,
+    /// `grant_id`.
+    pub grant: GrantId,
+    /// The `act` chain, current actor first.
+    pub chain: Vec<AgentId>,
+    /// When it was issued, to the millisecond (from its `jti`).
+    issued: OffsetDateTime,
+}
+
 /// A token that is active now.
 #[derive(Debug, Clone)]
 pub(crate) struct ActiveToken {
@@ -70,6 +85,13 @@ fn after_watermark(issued: OffsetDateTime, watermark: Option<OffsetDateTime>) ->
 
 /// Verifies `token` and checks that it is active now.
 pub(crate) async fn verify_active(state: &AppState, token: &str) -> Result<ActiveToken, Inactive> {
+    let signed = verify_signed(state, token).await?;
+    check_standing(state, signed).await
+}
+
+/// Checks what a token says about itself: structure, `typ`, signature by a published org
+/// key, `iss`, `exp`, `iat`, and well-formed identities. Says nothing of revocation.
+pub(crate) async fn verify_signed(state: &AppState, token: &str) -> Result<SignedToken, Inactive> {
     let now = state.clock.now();
     let decoded = rfc9068::decode(token).map_err(|e| not(e.to_string()))?;
     let key = state
@@ -105,6 +127,28 @@ pub(crate) async fn verify_active(state: &AppState, token: &str) -> Result<Activ
     if claims.derived_from.len() + 1 != chain.len() {
         return Err(not("the derivation does not match the `act` chain"));
     }
+    Ok(SignedToken {
+        claims,
+        principal,
+        grant,
+        chain,
+        issued,
+    })
+}
+
+/// Checks that everything a signed token derives from is still in force (steps 1–5 above).
+pub(crate) async fn check_standing(
+    state: &AppState,
+    t: SignedToken,
+) -> Result<ActiveToken, Inactive> {
+    let now = state.clock.now();
+    let SignedToken {
+        claims,
+        principal,
+        grant,
+        chain,
+        issued,
+    } = t;
     let mut keys = vec![claims.cnf.jkt.as_str()];
     keys.extend(claims.derived_from.iter().map(|d| d.jkt.as_str()));
     let mut jtis = vec![claims.jti.as_str()];

@@ -9,9 +9,10 @@ use serde_json::json;
 use surety_core::audit::{Actor, EventKind, NewEvent};
 use time::OffsetDateTime;
 
-use super::access_token::{Inactive, verify_active};
+use super::access_token::{Inactive, check_standing, verify_signed};
 use super::client_auth::{Client, authenticate};
 use crate::app::{AppState, REVOKE_PATH};
+use crate::auth::to_time;
 use crate::error::ApiError;
 use crate::extract::Form;
 
@@ -26,7 +27,7 @@ use crate::extract::Form;
     ),
     responses(
         (status = 200, description = "Revoked, or nothing to revoke"),
-        (status = 400, description = "`invalid_request`, `unauthorized_client` or `unsupported_token_type`", body = surety_api::ErrorBody),
+        (status = 400, description = "`invalid_request` or `unauthorized_client`", body = surety_api::ErrorBody),
         (status = 401, description = "`invalid_client`", body = surety_api::ErrorBody),
     )
 )]
@@ -50,28 +51,31 @@ async fn answer(state: &AppState, form: &Form) -> Result<(), ApiError> {
     let token = form
         .get("token")
         .ok_or_else(|| ApiError::invalid_request("`token` is required"))?;
-    // §2.1: a hint Surety does not issue tokens of (refresh tokens) cannot be honoured.
-    if let Some(hint) = form.get("token_type_hint")
-        && hint != "access_token"
-    {
-        return Err(ApiError::unsupported_token_type(format!(
-            "only access tokens are issued here, so only they can be revoked (hint `{}`)",
-            hint.chars().take(64).collect::<String>()
-        )));
-    }
-    let active = match verify_active(state, token).await {
+    // §2.1: `token_type_hint` is only a hint; every token Surety issues to agents is an
+    // access token, so it is ignored.
+    let signed = match verify_signed(state, token).await {
         Ok(t) => t,
         // §2.2: an invalid token needs no revoking.
         Err(Inactive::Because(_)) => return Ok(()),
         Err(Inactive::Error(e)) => return Err(e),
     };
-    if !active.chain.contains(&agent.id) {
+    // Whose token it is is checked before whether it is still active, so that the answer
+    // tells another agent nothing about the token's standing.
+    if !signed.chain.contains(&agent.id) {
         return Err(ApiError::unauthorized_client(
             "this token was not issued to you or to a sub-agent you delegated to",
         ));
     }
-    let expires_at =
-        OffsetDateTime::from_unix_timestamp(active.claims.exp).map_err(ApiError::internal)?;
+    let active = match check_standing(state, signed).await {
+        Ok(t) => t,
+        Err(Inactive::Because(_)) => return Ok(()),
+        Err(Inactive::Error(e)) => return Err(e),
+    };
+    // Kept past `exp` by the clock skew, so that no node whose clock is a little behind
+    // accepts the token once the revocation is purged.
+    let expires_at = OffsetDateTime::from_unix_timestamp(active.claims.exp)
+        .map_err(ApiError::internal)?
+        + to_time(state.config.clock_skew);
     let event = NewEvent::new(
         EventKind::TokenRevoked,
         Actor::Agent(agent.id),

@@ -29,7 +29,7 @@ use surety_core::scope::ScopeSet;
 use surety_jose::rfc9068::{self, AccessTokenClaims, Act, Cnf, Derivation};
 use surety_store::TokenIssued;
 
-use super::access_token::{Inactive, verify_active};
+use super::access_token::{Inactive, check_standing, verify_signed};
 use super::client_auth::{Client, authenticate};
 use crate::app::{AppState, TOKEN_PATH};
 use crate::auth::to_time;
@@ -219,20 +219,31 @@ async fn sub_agent(
         .map_err(|e: surety_core::id::InvalidId| {
             ApiError::invalid_request(format!("`requested_actor`: {e}"))
         })?;
-    let parent = match verify_active(state, subject_token).await {
+    // RFC 8693 §2.2.2: a subject token that is invalid for any reason is `invalid_request`.
+    // Whose token it is is checked first, on what the token says about itself, so that an
+    // agent learns nothing about tokens that are not its own; only then its standing.
+    let unusable = || {
+        ApiError::invalid_request(
+            "the subject token is not an active access token held by the client and bound to the proof's key",
+        )
+    };
+    let signed = match verify_signed(state, subject_token).await {
+        Ok(t) => t,
+        Err(Inactive::Because(_)) => return Err(unusable()),
+        Err(Inactive::Error(e)) => return Err(e),
+    };
+    if signed.claims.cnf.jkt != proof_jkt || signed.chain.first() != Some(&client.id) {
+        return Err(unusable());
+    }
+    let parent = match check_standing(state, signed).await {
         Ok(t) => t,
         Err(Inactive::Because(why)) => {
-            return Err(ApiError::invalid_grant(format!(
+            return Err(ApiError::invalid_request(format!(
                 "the subject token is not active: {why}"
             )));
         }
         Err(Inactive::Error(e)) => return Err(e),
     };
-    if parent.claims.cnf.jkt != proof_jkt {
-        return Err(ApiError::invalid_grant(
-            "the subject token is bound to another key than the one proving this request",
-        ));
-    }
     let grant = state
         .store
         .get_grant(parent.grant)

@@ -1,8 +1,9 @@
 -- Delegated credentials: grants, organisation signing keys, resource servers, and what
 -- revocation needs (PostgreSQL).
 
--- Tokens issued before these instants are inactive even if the principal or agent is
--- active again (set whenever either leaves `active`).
+-- Tokens issued before these instants are inactive (set on every status change of the
+-- principal or agent, so a token minted while a suspension was committing stays dead
+-- after reinstatement too).
 ALTER TABLE humans ADD COLUMN tokens_not_before TIMESTAMPTZ;
 ALTER TABLE agents ADD COLUMN tokens_not_before TIMESTAMPTZ;
 

@@ -117,7 +117,7 @@ impl AgentStore for Backend {
         let mut tx = self.writer().begin().await?;
         let updated = sqlx::query(
             "UPDATE agents SET status = $1, status_reason = $2, updated_at = $3, \
-             tokens_not_before = CASE WHEN $1 = 'active' THEN tokens_not_before ELSE $3 END \
+             tokens_not_before = $3 \
              WHERE id = $4 AND status = $5",
         )
         .bind(change.to.as_str())

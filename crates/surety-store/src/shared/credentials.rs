@@ -175,16 +175,24 @@ impl ResourceServerStore for Backend {
 #[async_trait]
 impl CredentialStore for Backend {
     async fn record_tokens_issued(&self, issued: &[TokenIssued]) -> Result<()> {
-        let mut tx = self.writer().begin().await?;
-        let mut events = Vec::new();
+        // Each agent once, in id order (a fixed lock order: no cycles between batches).
+        let mut last_seen = std::collections::BTreeMap::new();
         for t in issued {
+            let at = last_seen.entry(t.agent).or_insert(t.at);
+            *at = (*at).max(t.at);
+        }
+        let mut tx = self.writer().begin().await?;
+        for (agent, at) in last_seen {
             sqlx::query("UPDATE agents SET last_seen_at = $1 WHERE id = $2")
-                .bind(DbTime::from(t.at))
-                .bind(t.agent.to_string())
+                .bind(DbTime::from(at))
+                .bind(agent.to_string())
                 .execute(&mut *tx)
                 .await?;
-            events.extend_from_slice(&t.events);
         }
+        let events: Vec<NewEvent> = issued
+            .iter()
+            .flat_map(|t| t.events.iter().cloned())
+            .collect();
         insert_events(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(())

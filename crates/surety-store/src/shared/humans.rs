@@ -130,7 +130,7 @@ impl HumanStore for Backend {
         super::serialize(&mut tx, Serial::Admins).await?;
         let updated = sqlx::query(
             "UPDATE humans SET status = $1, updated_at = $2, \
-             tokens_not_before = CASE WHEN $1 = 'active' THEN tokens_not_before ELSE $2 END \
+             tokens_not_before = $2 \
              WHERE id = $3 AND status = $4",
         )
         .bind(change.to.as_str())

@@ -69,16 +69,21 @@ impl ReplayStore for Backend {
         entries: &[(String, OffsetDateTime)],
         now: OffsetDateTime,
     ) -> Result<Vec<bool>> {
+        // Rows are written in key order, so that two batches on two nodes never wait on
+        // each other in a cycle; the answers go back in the order asked.
+        let mut order: Vec<usize> = (0..entries.len()).collect();
+        order.sort_by(|a, b| entries[*a].0.cmp(&entries[*b].0));
         let mut tx = self.writer().begin().await?;
-        let mut recorded = Vec::with_capacity(entries.len());
-        for (key, until) in entries {
+        let mut recorded = vec![false; entries.len()];
+        for i in order {
+            let (key, until) = &entries[i];
             let done = sqlx::query(REMEMBER)
                 .bind(key)
                 .bind(DbTime::from(*until))
                 .bind(DbTime::from(now))
                 .execute(&mut *tx)
                 .await?;
-            recorded.push(done.rows_affected() == 1);
+            recorded[i] = done.rows_affected() == 1;
         }
         tx.commit().await?;
         Ok(recorded)

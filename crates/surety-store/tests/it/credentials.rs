@@ -303,10 +303,12 @@ async fn token_standing_reports_states_watermarks_and_revocations(store: Arc<dyn
             .await
             .unwrap()
     );
-    // Suspending sets the watermark; reinstating keeps it.
-    for (from, to) in [
-        (AgentStatus::Active, AgentStatus::Suspended),
-        (AgentStatus::Suspended, AgentStatus::Active),
+    // Every status change moves the watermark: suspending, and reinstating too (a token
+    // minted while a suspension was committing must not revive with the agent).
+    let t2 = t1 + Duration::seconds(30);
+    for (from, to, at) in [
+        (AgentStatus::Active, AgentStatus::Suspended, t1),
+        (AgentStatus::Suspended, AgentStatus::Active, t2),
     ] {
         store
             .change_agent_status(
@@ -317,7 +319,7 @@ async fn token_standing_reports_states_watermarks_and_revocations(store: Arc<dyn
                     reason: None,
                     keys_to: None,
                     keys: vec![],
-                    at: t1,
+                    at,
                 },
                 &[],
             )
@@ -334,7 +336,7 @@ async fn token_standing_reports_states_watermarks_and_revocations(store: Arc<dyn
         .unwrap();
     let s = store.token_standing(&q).await.unwrap();
     assert!(s.revoked);
-    assert_eq!(s.agents, vec![(a.id, AgentStatus::Active, Some(t1))]);
+    assert_eq!(s.agents, vec![(a.id, AgentStatus::Active, Some(t2))]);
     assert_eq!(
         store.get_agent(a.id).await.unwrap().unwrap().last_seen_at,
         Some(t1)

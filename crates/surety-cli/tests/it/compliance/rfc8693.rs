@@ -481,7 +481,7 @@ async fn rfc8725_s3_11_an_access_token_is_neither_an_assertion_nor_a_proof() {
     .set("requested_actor", d.agent.id.to_string())
     .send(&server)
     .await;
-    expect_error(r, 400, "invalid_grant").await;
+    expect_error(r, 400, "invalid_request").await;
 }
 
 /// A second agent, registered by the admin: the sub-agent.
@@ -626,11 +626,31 @@ async fn rfc8693_chain_splicing_is_refused() {
     .set("requested_actor", b.id.to_string())
     .send(&server)
     .await;
-    expect_error(r, 400, "invalid_grant").await;
+    // RFC 8693 §2.2.2: an unacceptable subject token is `invalid_request`.
+    let stolen_active = expect_error(r, 400, "invalid_request").await;
     // And a requested actor on a grant exchange is a malformed request.
     let r = exchange_as(&server, &d)
         .set("requested_actor", b.id.to_string())
         .send(&server)
         .await;
     expect_error(r, 400, "invalid_request").await;
+    // And the answer is the same whether the stolen token is still active or not: no
+    // agent learns anything about tokens that are not its own.
+    server
+        .admin_client()
+        .grant_action(d.grant.id, "revoke", Some("x".into()))
+        .await
+        .unwrap();
+    let r = TokenRequest::exchange(
+        &server,
+        &thief_key,
+        &thief.id.to_string(),
+        &parent,
+        TOKEN_TYPE_ACCESS_TOKEN,
+    )
+    .set("requested_actor", b.id.to_string())
+    .send(&server)
+    .await;
+    let stolen_revoked = expect_error(r, 400, "invalid_request").await;
+    assert_eq!(stolen_active, stolen_revoked);
 }
