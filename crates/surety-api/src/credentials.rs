@@ -111,7 +111,7 @@ pub struct GrantQuery {
     pub agent: Option<String>,
     /// Only grants of this principal.
     pub principal: Option<String>,
-    /// Only grants in this stored state (`proposed`, `active`, `revoked`, `declined`).
+    /// Only grants in this state now: `proposed`, `active`, `expired`, `revoked`, `declined`.
     pub status: Option<String>,
     /// Page size, 1–1000 (default 50).
     pub limit: Option<u32>,

@@ -146,8 +146,9 @@ pub struct GrantFilter {
     pub agent: Option<AgentId>,
     /// Only grants of this principal.
     pub principal: Option<HumanId>,
-    /// Only grants in this stored state.
-    pub status: Option<GrantStatus>,
+    /// Only grants in this state as of `now` (`expired`: proposed or active, past expiry;
+    /// `proposed`/`active`: and not yet expired).
+    pub status: Option<(GrantStatus, OffsetDateTime)>,
     /// Only grants this human may see: theirs as principal, or for an agent they own.
     pub visible_to: Option<HumanId>,
 }

@@ -10,7 +10,7 @@ use surety_api::admin::{ListResponse, Reason};
 use surety_api::credentials::{CreateGrant, GrantQuery, GrantView};
 use surety_core::access::Caller;
 use surety_core::audit::{EventKind, NewEvent};
-use surety_core::grant::{Grant, GrantAction, GrantTerms, NewGrant};
+use surety_core::grant::{Grant, GrantAction, GrantStatus, GrantTerms, NewGrant};
 use surety_core::id::{GrantId, HumanId};
 use surety_store::{GrantFilter, GrantStatusChange};
 use time::Duration;
@@ -112,17 +112,18 @@ pub async fn list(
     AdminCaller(caller): AdminCaller,
     Query(q): Query<GrantQuery>,
 ) -> Result<axum::Json<ListResponse<GrantView>>> {
+    let now = state.clock.now();
+    let status: Option<GrantStatus> = parse_opt("status", q.status.as_deref())?;
     let filter = GrantFilter {
         agent: parse_opt("agent", q.agent.as_deref())?,
         principal: parse_opt("principal", q.principal.as_deref())?,
-        status: parse_opt("status", q.status.as_deref())?,
+        status: status.map(|s| (s, now)),
         visible_to: (!caller.is_admin()).then_some(caller.id),
     };
     let page = state
         .store
         .list_grants(&filter, &page(q.limit, q.cursor)?)
         .await?;
-    let now = state.clock.now();
     Ok(axum::Json(ListResponse {
         items: page.items.iter().map(|g| GrantView::at(g, now)).collect(),
         next_cursor: page.next_cursor,

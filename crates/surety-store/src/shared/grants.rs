@@ -79,8 +79,21 @@ impl GrantStore for Backend {
             q.push(" AND principal_id = ")
                 .push_bind(principal.to_string());
         }
-        if let Some(status) = filter.status {
-            q.push(" AND status = ").push_bind(status.as_str());
+        match filter.status {
+            None => {}
+            Some((GrantStatus::Expired, now)) => {
+                q.push(" AND status IN ('proposed', 'active') AND expires_at <= ")
+                    .push_bind(DbTime::from(now));
+            }
+            Some((status @ (GrantStatus::Proposed | GrantStatus::Active), now)) => {
+                q.push(" AND status = ")
+                    .push_bind(status.as_str())
+                    .push(" AND expires_at > ")
+                    .push_bind(DbTime::from(now));
+            }
+            Some((status, _)) => {
+                q.push(" AND status = ").push_bind(status.as_str());
+            }
         }
         if let Some(viewer) = filter.visible_to {
             q.push(" AND (principal_id = ")

@@ -70,19 +70,22 @@ async fn grants_round_trip_and_filter_by_visibility(store: Arc<dyn Store>) {
             seen
         );
     }
-    let by_agent = GrantFilter {
-        agent: Some(a.id),
-        status: Some(GrantStatus::Active),
-        ..GrantFilter::default()
-    };
-    assert!(
-        store
-            .list_grants(&by_agent, &page)
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    );
+    // States are as of a given instant: proposed before expiry, expired after.
+    for (status, at, expected) in [
+        (GrantStatus::Active, t0(), 0),
+        (GrantStatus::Proposed, t0(), 1),
+        (GrantStatus::Expired, t0(), 0),
+        (GrantStatus::Proposed, g.expires_at, 0),
+        (GrantStatus::Expired, g.expires_at, 1),
+    ] {
+        let filter = GrantFilter {
+            agent: Some(a.id),
+            status: Some((status, at)),
+            ..GrantFilter::default()
+        };
+        let found = store.list_grants(&filter, &page).await.unwrap().items.len();
+        assert_eq!(found, expected, "{status} at {at}");
+    }
 }
 
 async fn a_grant_needs_an_active_principal_and_agent(store: Arc<dyn Store>) {
