@@ -50,6 +50,16 @@ named_enum! {
 }
 
 impl GrantStatus {
+    /// This stored state as it stands at `now` for a grant ending at `expires_at`: a
+    /// proposed or active grant past its expiry is `expired`.
+    #[must_use]
+    pub fn at(self, expires_at: OffsetDateTime, now: OffsetDateTime) -> Self {
+        match self {
+            Self::Proposed | Self::Active if now >= expires_at => Self::Expired,
+            s => s,
+        }
+    }
+
     /// The state after `action`, or why it is not allowed.
     pub fn apply(self, id: GrantId, action: GrantAction) -> Result<Self, TransitionError> {
         use GrantAction as A;
@@ -107,12 +117,7 @@ impl Grant {
     /// The state at `now`: a proposed or active grant past its expiry is `expired`.
     #[must_use]
     pub fn status_at(&self, now: OffsetDateTime) -> GrantStatus {
-        match self.status {
-            GrantStatus::Proposed | GrantStatus::Active if now >= self.expires_at => {
-                GrantStatus::Expired
-            }
-            s => s,
-        }
+        self.status.at(self.expires_at, now)
     }
 
     /// The state after `action` at `now`, checking who may do it.

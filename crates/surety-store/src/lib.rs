@@ -237,11 +237,24 @@ pub struct StandingQuery<'a> {
     pub jtis: &'a [&'a str],
 }
 
+/// What a token's standing needs to know of its grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantStanding {
+    /// The grant's agent (the root of every chain minted from it).
+    pub agent: AgentId,
+    /// Its principal.
+    pub principal: HumanId,
+    /// Stored state.
+    pub status: GrantStatus,
+    /// End of validity.
+    pub expires_at: OffsetDateTime,
+}
+
 /// The current states a token depends on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenStanding {
     /// The grant, if it exists.
-    pub grant: Option<Grant>,
+    pub grant: Option<GrantStanding>,
     /// The principal's state and revocation watermark, if they exist.
     pub principal: Option<(HumanStatus, Option<OffsetDateTime>)>,
     /// Each agent found, with its state and revocation watermark.

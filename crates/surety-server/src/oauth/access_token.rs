@@ -169,8 +169,9 @@ pub(crate) async fn check_standing(
     }
     // 2.
     let g = standing.grant.ok_or_else(|| not("unknown grant"))?;
-    if g.status_at(now) != GrantStatus::Active {
-        return Err(not(format!("grant is {}", g.status_at(now))));
+    let grant_status = g.status.at(g.expires_at, now);
+    if grant_status != GrantStatus::Active {
+        return Err(not(format!("grant is {grant_status}")));
     }
     if g.principal != principal || chain.last() != Some(&g.agent) {
         return Err(not("the grant does not match the token"));

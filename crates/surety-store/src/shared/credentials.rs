@@ -5,7 +5,6 @@ use async_trait::async_trait;
 use sqlx::{AssertSqlSafe, QueryBuilder};
 use surety_core::agent::AgentStatus;
 use surety_core::audit::NewEvent;
-use surety_core::grant::Grant;
 use surety_core::human::HumanStatus;
 use surety_core::id::PrincipalId;
 use surety_core::id::{AgentId, ResourceServerId};
@@ -17,12 +16,12 @@ use super::{Backend, Db};
 use crate::dbtime::DbTime;
 use crate::error::unique_as_conflict;
 use crate::rows::{
-    GRANT_COLUMNS, GrantRow, RESOURCE_SERVER_COLUMNS, ResourceServerRow, SIGNING_KEY_COLUMNS,
-    SigningKeyRow, convert, to_json_text,
+    RESOURCE_SERVER_COLUMNS, ResourceServerRow, SIGNING_KEY_COLUMNS, SigningKeyRow, convert,
+    to_json_text,
 };
 use crate::{
-    CredentialStore, ResourceServer, ResourceServerStore, Result, Serial, SigningKeyRecord,
-    SigningKeyStore, StandingQuery, StoreError, TokenIssued, TokenStanding,
+    CredentialStore, GrantStanding, ResourceServer, ResourceServerStore, Result, Serial,
+    SigningKeyRecord, SigningKeyStore, StandingQuery, StoreError, TokenIssued, TokenStanding,
 };
 
 async fn insert_signing_key(tx: &mut Tx, k: &SigningKeyRecord) -> Result<()> {
@@ -224,23 +223,19 @@ impl CredentialStore for Backend {
     }
 
     async fn token_standing(&self, q: &StandingQuery<'_>) -> Result<TokenStanding> {
-        // Two statements on one connection: the grant, then everything else in one UNION.
-        // (On PostgreSQL each statement sees its own snapshot; a change committing in
-        // between only errs towards "inactive": every state read here only ever moves away
-        // from active, except reinstatement, which the watermarks cover.)
+        // One statement: every row the check needs, tagged by kind. (On PostgreSQL it sees
+        // one snapshot; on SQLite one read transaction.)
         let mut conn = self.reader().acquire().await?;
-        let grant: Option<GrantRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {GRANT_COLUMNS} FROM grants WHERE id = $1"
-        )))
-        .bind(q.grant.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
-        let grant = grant.map(Grant::try_from).transpose()?;
         let mut b = QueryBuilder::<Db>::new(
-            "SELECT 'human' AS kind, id AS name, status, tokens_not_before AS watermark, \
-             NULL AS holder FROM humans WHERE id = ",
+            "SELECT 'human' AS kind, id AS name, status, tokens_not_before AS at, \
+             NULL AS other FROM humans WHERE id = ",
         );
         b.push_bind(q.principal.to_string());
+        b.push(
+            " UNION ALL SELECT 'grant', agent_id, status, expires_at, principal_id \
+             FROM grants WHERE id = ",
+        )
+        .push_bind(q.grant.to_string());
         let list = |b: &mut QueryBuilder<Db>, head: &str, values: Vec<String>| {
             if values.is_empty() {
                 return;
@@ -275,7 +270,7 @@ impl CredentialStore for Backend {
             Option<String>,
         )> = b.build_query_as().fetch_all(&mut *conn).await?;
         let mut standing = TokenStanding {
-            grant,
+            grant: None,
             principal: None,
             agents: Vec::new(),
             keys: Vec::new(),
@@ -284,6 +279,19 @@ impl CredentialStore for Backend {
         for (kind, name, status, watermark, holder) in rows {
             let status = status.unwrap_or_default();
             match kind.as_str() {
+                "grant" => {
+                    standing.grant = Some(GrantStanding {
+                        agent: name.parse().map_err(StoreError::corrupt)?,
+                        principal: holder
+                            .unwrap_or_default()
+                            .parse()
+                            .map_err(StoreError::corrupt)?,
+                        status: status.parse().map_err(StoreError::corrupt)?,
+                        expires_at: watermark
+                            .ok_or_else(|| StoreError::corrupt("grant without expiry"))?
+                            .0,
+                    });
+                }
                 "human" => {
                     let s: HumanStatus = status.parse().map_err(StoreError::corrupt)?;
                     standing.principal = Some((s, watermark.map(|t| t.0)));

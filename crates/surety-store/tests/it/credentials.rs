@@ -287,7 +287,15 @@ async fn token_standing_reports_states_watermarks_and_revocations(store: Arc<dyn
         jtis: &jtis,
     };
     let s = store.token_standing(&q).await.unwrap();
-    assert_eq!(s.grant.as_ref().map(|g| g.id), Some(g.id));
+    assert_eq!(
+        s.grant,
+        Some(surety_store::GrantStanding {
+            agent: a.id,
+            principal: owner.id,
+            status: g.status,
+            expires_at: g.expires_at
+        })
+    );
     assert_eq!(s.principal, Some((HumanStatus::Active, None)));
     assert_eq!(s.agents, vec![(a.id, AgentStatus::Active, None)]);
     assert_eq!(s.keys.len(), 1);
