@@ -312,3 +312,33 @@ impl KeyRing {
         Ok((record.kid, retired))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_kek_file_is_made_private_and_a_shared_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested").join("signing-kek");
+        let first = load_or_create_kek(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // The same file gives the same key: what one opens, the other opens.
+        let sealed = first.seal("k", b"secret").unwrap();
+        assert_eq!(
+            load_or_create_kek(&path)
+                .unwrap()
+                .open("k", &sealed)
+                .unwrap(),
+            b"secret"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = load_or_create_kek(&path).unwrap_err();
+        assert!(err.to_string().contains("readable by others"), "{err}");
+        std::fs::write(&path, "not base64url!").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(load_or_create_kek(&path).is_err());
+    }
+}
