@@ -200,3 +200,74 @@ pub struct RotatedSigningKey {
     /// Keys retired (still published until their tokens have expired).
     pub retired: Vec<String>,
 }
+
+/// A policy set: the action catalog (a Cedar schema fragment) and the Cedar policies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PolicySetView {
+    /// Its number; 0 is the shipped default, in force until a set is applied.
+    pub version: u64,
+    /// The action catalog (Cedar schema fragment extending the base schema).
+    pub catalog: String,
+    /// The policies (Cedar).
+    pub policies: String,
+    /// How many policies it holds.
+    pub policy_count: usize,
+    /// Why it was applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Who applied it (absent for the shipped default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = schema::human_id)]
+    pub created_by: Option<HumanId>,
+    /// When (absent for the shipped default).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub created_at: Option<OffsetDateTime>,
+    /// Whether it is the set in force.
+    pub current: bool,
+}
+
+/// `POST /v1/policies` and `POST /v1/policies/validate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyPolicySet {
+    /// The policies (Cedar); each needs a unique `@id`.
+    pub policies: String,
+    /// The action catalog; defaults to the catalog in force.
+    #[serde(default)]
+    pub catalog: Option<String>,
+    /// Why (kept in the history and the audit log).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// The answer to a successful validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyValidation {
+    /// Always `true` (an invalid set is a 400 with Cedar's message).
+    pub valid: bool,
+    /// How many policies the set holds.
+    pub policy_count: usize,
+}
+
+/// `POST /v1/policies/rollback`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackPolicySet {
+    /// The version to apply again (as a new version); 0 is the shipped default.
+    pub version: u64,
+}
+
+/// `GET /v1/policies/history` query.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyHistoryQuery {
+    /// Page size, 1–1000 (default 50).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}

@@ -6,6 +6,7 @@ mod bench;
 mod credentials;
 mod humans;
 mod output;
+mod policy;
 mod server;
 
 use std::path::PathBuf;
@@ -55,6 +56,9 @@ enum Command {
     /// As an agent, mint an access token from a grant (or delegate one); prints the token
     /// response.
     Token(credentials::TokenArgs),
+    /// The Cedar policy set: show, validate, apply, diff, history, rollback.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Measure: HTTP load on the token and introspection endpoints, crypto limits.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -110,6 +114,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(cmd) => credentials::keys(&g, cmd).await,
         Command::Token(args) => credentials::token(args).await,
         Command::Bench(cmd) => bench::run(&g, cmd).await,
+        Command::Policy(cmd) => policy::run(&g, cmd).await,
         Command::Audit(cmd) => agents::audit(&g, cmd).await,
         Command::Config(cmd) => server::config(cmd),
     }

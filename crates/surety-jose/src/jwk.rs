@@ -233,9 +233,20 @@ impl PublicJwk {
     /// lexicographic order, without whitespace.
     #[must_use]
     pub fn thumbprint(&self) -> String {
-        // serde_json keeps object keys sorted (no `preserve_order`) and writes no whitespace,
-        // which is exactly the RFC 7638 §3 canonical form for these members.
-        sha256_b64(self.to_json().to_string().as_bytes())
+        let members: Vec<(&str, String)> = match self {
+            Self::Ed25519 { x } => vec![
+                ("crv", "Ed25519".into()),
+                ("kty", "OKP".into()),
+                ("x", b64::encode(x)),
+            ],
+            Self::P256 { x, y } => vec![
+                ("crv", "P-256".into()),
+                ("kty", "EC".into()),
+                ("x", b64::encode(x)),
+                ("y", b64::encode(y)),
+            ],
+        };
+        sha256_b64(canonical_members(&members).as_bytes())
     }
 
     /// Verifies `signature` over `message` with `alg`, which must fit this key.
@@ -401,18 +412,31 @@ impl PrivateJwk {
     }
 }
 
+/// The RFC 7638 §3 canonical form of a JWK's required members: a JSON object with the
+/// members in lexicographic order of their names, no whitespace. Built here rather than
+/// left to a JSON library's map order, which a feature flag elsewhere in a build can change.
+fn canonical_members(members: &[(&str, String)]) -> String {
+    let mut sorted: Vec<&(&str, String)> = members.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let body: Vec<String> = sorted
+        .iter()
+        .map(|(name, value)| format!("{}:{}", Value::from(*name), Value::from(value.as_str())))
+        .collect();
+    format!("{{{}}}", body.join(","))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// RFC 7638 §3.1's worked example is an RSA key, which Surety does not accept; its
-    /// canonical form is built the way [`PublicJwk::thumbprint`] builds one (required
-    /// members in a `serde_json` object, which sorts keys and writes no whitespace), so the
-    /// published thumbprint checks that construction.
+    /// RFC 7638 §3.1's worked example is an RSA key, which Surety does not accept as a key;
+    /// the canonical form is built by the same function [`PublicJwk::thumbprint`] uses, so
+    /// the published thumbprint checks that construction (member order given unsorted).
     #[test]
     fn rfc7638_s3_1_canonical_form_gives_the_published_thumbprint() {
         let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
-        let canonical = json!({"n": n, "kty": "RSA", "e": "AQAB"}).to_string();
+        let canonical =
+            canonical_members(&[("n", n.into()), ("kty", "RSA".into()), ("e", "AQAB".into())]);
         assert!(canonical.starts_with(r#"{"e":"AQAB","kty":"RSA","n":"0vx7"#));
         assert_eq!(
             sha256_b64(canonical.as_bytes()),

@@ -12,7 +12,8 @@ use surety_api::admin::{
     Reason, RegisterAgent,
 };
 use surety_api::credentials::{
-    CreateGrant, CreateResourceServer, GrantQuery, GrantView, ResourceServerView, RotateSigningKey,
+    ApplyPolicySet, CreateGrant, CreateResourceServer, GrantQuery, GrantView, PolicyHistoryQuery,
+    PolicySetView, PolicyValidation, ResourceServerView, RollbackPolicySet, RotateSigningKey,
     RotatedSigningKey, SigningKeyView,
 };
 use surety_api::oauth::{GRANT_TYPE_JWT_BEARER, SCOPE_ADMIN, TokenResponse};
@@ -455,6 +456,45 @@ impl AdminClient {
         alg: Option<String>,
     ) -> Result<RotatedSigningKey, ClientError> {
         self.post("/v1/signing-keys/rotate", &RotateSigningKey { alg })
+            .await
+    }
+
+    /// `GET /v1/policies` (`None`) or `GET /v1/policies/{version}`.
+    pub async fn policy_set(&self, version: Option<u64>) -> Result<PolicySetView, ClientError> {
+        let path = version.map_or_else(
+            || "/v1/policies".to_owned(),
+            |v| format!("/v1/policies/{v}"),
+        );
+        self.get::<_, ()>(&path, None).await
+    }
+
+    /// `GET /v1/policies/history`.
+    pub async fn policy_history(
+        &self,
+        query: &PolicyHistoryQuery,
+    ) -> Result<ListResponse<PolicySetView>, ClientError> {
+        self.get("/v1/policies/history", Some(query)).await
+    }
+
+    /// `POST /v1/policies/validate`.
+    pub async fn validate_policies(
+        &self,
+        body: &ApplyPolicySet,
+    ) -> Result<PolicyValidation, ClientError> {
+        self.post("/v1/policies/validate", body).await
+    }
+
+    /// `POST /v1/policies`.
+    pub async fn apply_policies(
+        &self,
+        body: &ApplyPolicySet,
+    ) -> Result<PolicySetView, ClientError> {
+        self.post("/v1/policies", body).await
+    }
+
+    /// `POST /v1/policies/rollback`.
+    pub async fn rollback_policies(&self, version: u64) -> Result<PolicySetView, ClientError> {
+        self.post("/v1/policies/rollback", &RollbackPolicySet { version })
             .await
     }
 }

@@ -24,7 +24,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::admin::{agents, audit, credentials, enroll, grants, humans};
+use crate::admin::policies::Policies;
+use crate::admin::{agents, audit, credentials, enroll, grants, humans, policies};
 use crate::batch::Batcher;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -46,6 +47,20 @@ pub const ENROLL_PATH: &str = "/v1/enroll";
 /// Path of the OpenAPI document.
 pub const OPENAPI_PATH: &str = "/v1/openapi.json";
 
+/// Why the state could not be built at start.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The signing keys could not be loaded.
+    #[error(transparent)]
+    Keys(#[from] KeyRingError),
+    /// The policy set in force could not be loaded.
+    #[error(transparent)]
+    Policies(#[from] crate::admin::policies::PolicyLoadError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] surety_store::StoreError),
+}
+
 /// Most writes one group commit takes.
 const GROUP_COMMIT_MAX: usize = 256;
 
@@ -64,6 +79,8 @@ pub struct AppState {
     pub nonces: Arc<NonceIssuer>,
     /// The organisation's signing keys.
     pub keys: Arc<KeyRing>,
+    /// The policy set in force.
+    pub policies: Arc<Policies>,
     /// Group commit of single-use values (`jti`s of proofs and assertions).
     replay: Arc<Batcher<(String, OffsetDateTime), bool>>,
     /// Group commit of issued tokens' audit events.
@@ -78,7 +95,7 @@ impl AppState {
         config: Config,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-    ) -> Result<Self, KeyRingError> {
+    ) -> Result<Self, StateError> {
         let nonces =
             NonceIssuer::load(store.as_ref(), config.dpop_nonce_lifetime, clock.now()).await?;
         let alg: KeyAlg = config.signing_alg.parse().map_err(|_| KeyRingError::Kek {
@@ -122,7 +139,9 @@ impl AppState {
                 }
             })
         };
+        let policies = Policies::load(store.as_ref()).await?;
         Ok(Self {
+            policies: Arc::new(policies),
             replay: Arc::new(replay),
             issued: Arc::new(issued),
             keys: Arc::new(keys),
@@ -169,6 +188,7 @@ impl AppState {
         (name = "oauth", description = "OAuth 2.0 endpoints (RFC 6749, RFC 7523, RFC 8693, RFC 7662, RFC 7009, RFC 8414, RFC 9449)"),
         (name = "grants", description = "Delegations from humans to agents"),
         (name = "credentials", description = "Resource servers and the organisation's signing keys"),
+        (name = "policies", description = "The Cedar policy set: in force, history, validate, apply, roll back"),
         (name = "humans", description = "Human principals and their device keys"),
         (name = "agents", description = "Agent identities, lifecycle and keys"),
         (name = "audit", description = "The audit log"),
@@ -209,6 +229,11 @@ fn api() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(credentials::list_signing_keys))
         .routes(routes!(credentials::rotate_signing_key))
+        .routes(routes!(policies::current, policies::apply_set))
+        .routes(routes!(policies::history))
+        .routes(routes!(policies::validate))
+        .routes(routes!(policies::rollback))
+        .routes(routes!(policies::get))
         .routes(routes!(enroll::enroll))
         .routes(routes!(humans::create, humans::list))
         .routes(routes!(humans::get))

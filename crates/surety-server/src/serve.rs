@@ -135,9 +135,9 @@ pub mod start {
         /// The database failed.
         #[error("{0}")]
         Store(#[from] surety_store::StoreError),
-        /// The signing keys could not be loaded.
+        /// The signing keys or the policy set could not be loaded.
         #[error("{0}")]
-        Keys(#[from] crate::keyring::KeyRingError),
+        State(#[from] crate::app::StateError),
     }
 
     /// Result of starting.

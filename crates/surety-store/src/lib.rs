@@ -47,6 +47,8 @@ pub(crate) enum Serial {
     Audit,
     /// Creating and rotating the organisation's signing keys.
     SigningKeys,
+    /// Numbering policy-set versions.
+    Policies,
 }
 
 /// Result of a storage operation.
@@ -263,6 +265,23 @@ pub struct TokenStanding {
     pub keys: Vec<(String, KeyStatus, PrincipalId)>,
     /// Whether any of the `jtis` was revoked.
     pub revoked: bool,
+}
+
+/// An applied policy set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicySetRecord {
+    /// Its number (1, 2, …); the newest is in force.
+    pub version: u64,
+    /// The action catalog (a Cedar schema fragment).
+    pub catalog: String,
+    /// The Cedar policies.
+    pub policies: String,
+    /// Why it was applied.
+    pub note: Option<String>,
+    /// Who applied it.
+    pub created_by: HumanId,
+    /// When.
+    pub created_at: OffsetDateTime,
 }
 
 /// Bootstrapping a new deployment.
@@ -496,6 +515,27 @@ pub trait CredentialStore {
     async fn token_standing(&self, query: &StandingQuery<'_>) -> Result<TokenStanding>;
 }
 
+/// Policy sets, versioned.
+#[async_trait]
+pub trait PolicyStore {
+    /// The set in force (the newest), if any was ever applied.
+    async fn current_policy_set(&self) -> Result<Option<PolicySetRecord>>;
+    /// One version.
+    async fn policy_set(&self, version: u64) -> Result<Option<PolicySetRecord>>;
+    /// Every version, newest first, keyset-paginated by version.
+    async fn list_policy_sets(&self, page: &PageRequest) -> Result<Page<PolicySetRecord>>;
+    /// Stores a new version (numbered after the newest) with its events; returns it.
+    async fn apply_policy_set(
+        &self,
+        catalog: &str,
+        policies: &str,
+        note: Option<&str>,
+        by: HumanId,
+        at: OffsetDateTime,
+        events: &(dyn Fn(u64) -> Vec<NewEvent> + Send + Sync),
+    ) -> Result<u64>;
+}
+
 /// Everything Surety stores.
 #[async_trait]
 pub trait Store:
@@ -511,6 +551,7 @@ pub trait Store:
     + SigningKeyStore
     + ResourceServerStore
     + CredentialStore
+    + PolicyStore
     + Debug
     + Send
     + Sync

@@ -65,6 +65,7 @@ async fn serialize(tx: &mut sqlx::Transaction<'static, Db>, rule: Serial) -> Res
         Serial::Admins => 0x5355_5245_0000_0001,
         Serial::Audit => 0x5355_5245_0000_0002,
         Serial::SigningKeys => 0x5355_5245_0000_0003,
+        Serial::Policies => 0x5355_5245_0000_0004,
     };
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(key)
@@ -101,6 +102,8 @@ mod humans;
 mod keys;
 #[path = "shared/org.rs"]
 mod org;
+#[path = "shared/policies.rs"]
+mod policies;
 #[path = "shared/sessions.rs"]
 mod sessions;
 #[path = "shared/tx.rs"]

@@ -89,6 +89,8 @@ mod humans;
 mod keys;
 #[path = "shared/org.rs"]
 mod org;
+#[path = "shared/policies.rs"]
+mod policies;
 #[path = "shared/sessions.rs"]
 mod sessions;
 #[path = "shared/tx.rs"]

@@ -572,6 +572,70 @@ fn the_walk_through_works_end_to_end() {
         2
     );
 
+    // Policies: the shipped pack is in force; a new set is validated, diffed, applied,
+    // listed, and rolled back; an invalid one is refused and changes nothing.
+    let shown = ok(surety(&["policy", "show"], &admin));
+    assert!(shown.contains("@id(\"permit-in-scope\")"), "{shown}");
+    let reads = dir.path().join("reads.cedar");
+    std::fs::write(
+        &reads,
+        "@id(\"permit-reads\")\npermit (principal is Agent, action in Action::\"read\", resource)\nwhen { context.scope.contains(context.action_name) };\n",
+    )
+    .unwrap();
+    assert!(
+        ok(surety(
+            &["policy", "validate", reads.to_str().unwrap()],
+            &admin
+        ))
+        .contains("valid: 1")
+    );
+    let diff = ok(surety(&["policy", "diff", reads.to_str().unwrap()], &admin));
+    assert!(
+        diff.contains("+ @id(\"permit-reads\")") && diff.contains("- @id(\"permit-in-scope\")"),
+        "{diff}"
+    );
+    let broken = dir.path().join("broken.cedar");
+    std::fs::write(
+        &broken,
+        "@id(\"x\") permit (principal, action, resource) when { context.nope };",
+    )
+    .unwrap();
+    let refused = fails(surety(
+        &["policy", "apply", broken.to_str().unwrap()],
+        &admin,
+    ));
+    assert!(
+        refused.contains("400") && refused.contains("validate"),
+        "{refused}"
+    );
+    let member_refused = fails(surety(&["policy", "apply", reads.to_str().unwrap()], &bob));
+    assert!(member_refused.contains("403"), "{member_refused}");
+    let applied = json(surety(
+        &[
+            "policy",
+            "apply",
+            reads.to_str().unwrap(),
+            "--note",
+            "reads only",
+            "--json",
+        ],
+        &admin,
+    ));
+    assert_eq!(
+        (
+            applied["version"].as_u64(),
+            applied["policy_count"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    let rolled = json(surety(&["policy", "rollback", "0", "--json"], &admin));
+    assert_eq!(rolled["version"], 2);
+    let history = ok(surety(&["policy", "history"], &admin));
+    assert!(
+        history.contains("reads only") && history.contains("rollback to version 0"),
+        "{history}"
+    );
+
     // The audit trail names who did what.
     let audit = json(surety(
         &["audit", "list", "--target", &agent_id, "--json"],

@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod enroll;
 pub mod grants;
 pub mod humans;
+pub mod policies;
 
 use std::str::FromStr;
 

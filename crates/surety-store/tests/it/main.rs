@@ -15,6 +15,7 @@ mod credentials;
 mod fixtures;
 mod humans;
 mod keys;
+mod policies;
 mod sessions;
 
 use std::future::Future;

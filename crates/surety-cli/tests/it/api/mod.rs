@@ -7,4 +7,5 @@ mod grants;
 mod humans;
 mod nodes;
 mod ops;
+mod policies;
 mod sdk;
