@@ -507,6 +507,35 @@ impl Engine {
             version: self.version,
             errors: errors.clone(),
         };
+        // Cedar skips a policy whose evaluation fails. A `forbid` that could not be
+        // evaluated might have applied: the request is denied (fail closed).
+        let failed_forbids: Vec<String> = first
+            .diagnostics()
+            .errors()
+            .map(|e| {
+                let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = e;
+                e.policy_id().clone()
+            })
+            .filter(|id| {
+                set.policy(id)
+                    .is_some_and(|p| p.effect() == cedar_policy::Effect::Forbid)
+            })
+            .map(|id| id.to_string())
+            .collect();
+        if !failed_forbids.is_empty() {
+            return Decision {
+                outcome: Outcome::Deny,
+                reasons: failed_forbids
+                    .iter()
+                    .map(|id| {
+                        format!("forbid `{id}` could not be evaluated, so the request is denied")
+                    })
+                    .collect(),
+                policy_ids: failed_forbids,
+                version: self.version,
+                errors: errors.clone(),
+            };
+        }
         if first.decision() == CedarDecision::Allow {
             let reasons = ids
                 .iter()

@@ -208,6 +208,30 @@ fn bad_requests_are_denied_with_a_reason() {
 }
 
 #[test]
+fn a_forbid_that_fails_to_evaluate_denies() {
+    // Overflow is a runtime error strict validation cannot rule out: the forbid is skipped
+    // by Cedar, and the engine must not let the permit through.
+    let src = r#"
+        @id("permit-all") permit (principal, action, resource);
+        @id("forbid-overflow") forbid (principal, action, resource)
+        when { context.arguments has amount && context.arguments.amount * 9223372036854775807 > 0 };
+    "#;
+    let engine = Engine::new(CATALOG, src, 1).unwrap();
+    let d = engine.decide(&request("payments.transfer", json!({"amount": 2})));
+    assert_eq!(d.outcome, Outcome::Deny, "{d:?}");
+    assert_eq!(d.policy_ids, vec!["forbid-overflow".to_owned()]);
+    assert!(!d.errors.is_empty());
+    // A permit that fails to evaluate just does not apply.
+    let src = r#"
+        @id("permit-overflow") permit (principal, action, resource)
+        when { context.arguments has amount && context.arguments.amount * 9223372036854775807 > 0 };
+    "#;
+    let engine = Engine::new(CATALOG, src, 1).unwrap();
+    let d = engine.decide(&request("payments.transfer", json!({"amount": 2})));
+    assert_eq!(d.outcome, Outcome::Deny, "{d:?}");
+}
+
+#[test]
 fn invalid_policy_sets_are_refused_with_cedars_message() {
     let cases = [
         ("permit(principal, action, resource);", "@id"),
