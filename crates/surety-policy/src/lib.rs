@@ -509,19 +509,21 @@ impl Engine {
         };
         // Cedar skips a policy whose evaluation fails. A `forbid` that could not be
         // evaluated might have applied: the request is denied (fail closed).
-        let failed_forbids: Vec<String> = first
-            .diagnostics()
-            .errors()
-            .map(|e| {
-                let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = e;
-                e.policy_id().clone()
-            })
-            .filter(|id| {
-                set.policy(id)
-                    .is_some_and(|p| p.effect() == cedar_policy::Effect::Forbid)
-            })
-            .map(|id| id.to_string())
-            .collect();
+        let forbids_failed = |r: &cedar_policy::Response| -> Vec<String> {
+            r.diagnostics()
+                .errors()
+                .map(|e| {
+                    let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = e;
+                    e.policy_id().clone()
+                })
+                .filter(|id| {
+                    set.policy(id)
+                        .is_some_and(|p| p.effect() == cedar_policy::Effect::Forbid)
+                })
+                .map(|id| id.to_string())
+                .collect()
+        };
+        let failed_forbids = forbids_failed(&first);
         if !failed_forbids.is_empty() {
             return Decision {
                 outcome: Outcome::Deny,
@@ -554,6 +556,7 @@ impl Engine {
             // Only step-up policies stood in the way: would approval let it through?
             if let Ok(r) = evaluate(true)
                 && r.decision() == CedarDecision::Allow
+                && forbids_failed(&r).is_empty()
             {
                 return decision(Outcome::StepUp, step_up);
             }
