@@ -16,10 +16,15 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use surety_policy::{CATALOG, DEFAULT_POLICIES, DecisionRequest, Engine, HumanFacts};
 
+/// The default pack (cut to `n` if `n` is smaller), then per-agent policies up to `n`.
 fn policies(n: usize) -> String {
-    let mut src = DEFAULT_POLICIES.to_owned();
-    let shipped = 8;
-    for i in 0..n.saturating_sub(shipped) {
+    let shipped = surety_policy::parse_policies(DEFAULT_POLICIES).unwrap();
+    let mut src: String = shipped
+        .policies()
+        .take(n)
+        .map(|p| format!("{p}\n"))
+        .collect();
+    for i in 0..n.saturating_sub(shipped.policies().count()) {
         if i % 2 == 0 {
             src.push_str(&format!(
                 "@id(\"agent-{i}-read\") permit(principal == Agent::\"agt_{i}\", action == Action::\"crm.read_customer\", resource) when {{ context.time > 0 }};\n"

@@ -219,6 +219,9 @@ struct ActionSlice {
     by_principal: HashMap<EntityUid, Vec<PolicyId>>,
 }
 
+/// An action, and the agent when it has policies of its own.
+type SliceKey = (EntityUid, Option<EntityUid>);
+
 /// Most (action, principal) policy sets kept ready.
 const SLICE_CACHE_MAX: usize = 65_536;
 
@@ -232,7 +235,10 @@ pub struct Engine {
     /// For each action, its entity and its groups' (with their `in` relations): what makes
     /// `action in Action::"transaction"` true.
     lineage: HashMap<EntityUid, Vec<Entity>>,
-    ready: RwLock<HashMap<(EntityUid, EntityUid), Arc<PolicySet>>>,
+    /// For each concrete action, the resource types it applies to. Group actions (`read`,
+    /// `transaction`…) are not here: they are not decided on their own.
+    resource_types: HashMap<EntityUid, HashSet<String>>,
+    ready: RwLock<HashMap<SliceKey, Arc<PolicySet>>>,
     authorizer: Authorizer,
 }
 
@@ -250,7 +256,21 @@ impl Engine {
         }
         let slices = index(&schema, &policies)?;
         let lineage = lineage(&schema)?;
+        let resource_types = schema
+            .actions()
+            .map(|a| {
+                let types = schema
+                    .resources_for_action(a)
+                    .into_iter()
+                    .flatten()
+                    .map(ToString::to_string)
+                    .collect::<HashSet<_>>();
+                (a.clone(), types)
+            })
+            .filter(|(_, types)| !types.is_empty())
+            .collect();
         Ok(Self {
+            resource_types,
             schema,
             policies,
             version,
@@ -302,7 +322,17 @@ impl Engine {
     /// Decides `req` against every policy (what [`Engine::decide`] must always agree with).
     #[must_use]
     pub fn decide_unsliced(&self, req: &DecisionRequest) -> Decision {
-        self.decide_with(&self.policies, req)
+        match self.slice(req) {
+            Ok(_) => self.decide_with(&self.policies, req),
+            Err(e) => self.refused(e),
+        }
+    }
+
+    /// The same engine, numbered `version` (a set validated before it was stored).
+    #[must_use]
+    pub fn with_version(mut self, version: u64) -> Self {
+        self.version = version;
+        self
     }
 
     fn refused(&self, e: PolicyError) -> Decision {
@@ -317,21 +347,30 @@ impl Engine {
 
     fn slice(&self, req: &DecisionRequest) -> Result<Arc<PolicySet>, PolicyError> {
         let action = uid("Action", &req.action)?;
+        let unknown = || {
+            PolicyError::Request(format!(
+                "unknown action `{}`: declare it in the catalog, in an impact group",
+                req.action
+            ))
+        };
+        // Only concrete actions are decided, on the resource types they apply to: a request
+        // the schema does not describe could slip past policies written for it.
+        let types = self.resource_types.get(&action).ok_or_else(unknown)?;
+        if !types.contains(&req.resource_type) {
+            return Err(PolicyError::Request(format!(
+                "action `{}` does not apply to resources of type `{}`",
+                req.action, req.resource_type
+            )));
+        }
+        let slice = self.slices.get(&action).ok_or_else(unknown)?;
         let principal = uid("Agent", &req.agent)?;
-        let key = (action, principal);
+        // Agents without policies of their own share their action's set.
+        let own = slice.by_principal.get(&principal);
+        let key = (action, own.map(|_| principal));
         if let Some(set) = self.ready.read().ok().and_then(|r| r.get(&key).cloned()) {
             return Ok(set);
         }
-        let slice = self.slices.get(&key.0).ok_or_else(|| {
-            PolicyError::Request(format!(
-                "unknown action `{}`: declare it in the catalog",
-                req.action
-            ))
-        })?;
-        let ids = slice
-            .any_principal
-            .iter()
-            .chain(slice.by_principal.get(&key.1).into_iter().flatten());
+        let ids = slice.any_principal.iter().chain(own.into_iter().flatten());
         let set = PolicySet::from_policies(ids.filter_map(|id| self.policies.policy(id).cloned()))
             .map_err(|e| PolicyError::Parse(e.to_string()))?;
         let set = Arc::new(set);
@@ -573,8 +612,32 @@ impl Engine {
     }
 }
 
+/// Deepest bracket nesting accepted in policy or schema text: far beyond what a person
+/// writes, far below what could exhaust the parser's stack.
+pub const MAX_NESTING: usize = 64;
+
+fn check_nesting(src: &str) -> Result<(), PolicyError> {
+    let mut depth = 0usize;
+    for c in src.chars() {
+        match c {
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(PolicyError::Parse(format!(
+                        "brackets nest deeper than {MAX_NESTING} levels"
+                    )));
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// The base schema extended by `catalog`.
 pub fn schema(catalog: &str) -> Result<Schema, PolicyError> {
+    check_nesting(catalog).map_err(|e| PolicyError::Schema(e.to_string()))?;
     let fragment = |src: &str| {
         SchemaFragment::from_cedarschema_str(src)
             .map(|(f, _warnings)| f)
@@ -587,6 +650,7 @@ pub fn schema(catalog: &str) -> Result<Schema, PolicyError> {
 /// Parses Cedar text; each policy's id is its `@id` annotation, which must be present and
 /// unique, so that decisions name policies the way their authors do.
 pub fn parse_policies(src: &str) -> Result<PolicySet, PolicyError> {
+    check_nesting(src)?;
     let parsed = PolicySet::from_str(src).map_err(|e| PolicyError::Parse(format!("{e}")))?;
     let mut seen = HashSet::new();
     let mut out = Vec::new();

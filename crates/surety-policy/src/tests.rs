@@ -205,6 +205,23 @@ fn bad_requests_are_denied_with_a_reason() {
     // Unknown argument members are ignored, not errors.
     let extra = request("crm.read_customer", json!({"page": 2}));
     assert_eq!(engine.decide(&extra).outcome, Outcome::Allow);
+    // Group actions are not decided on their own, even with a scope naming them.
+    let group = DecisionRequest {
+        scope: vec!["read".into()],
+        ..request("read", json!({}))
+    };
+    let d = engine.decide(&group);
+    assert_eq!(d.outcome, Outcome::Deny);
+    assert!(d.reasons[0].contains("unknown action"), "{d:?}");
+    // A resource type the action does not apply to.
+    let other = DecisionRequest {
+        resource_type: "Human".into(),
+        resource_id: "x".into(),
+        ..request("crm.read_customer", json!({}))
+    };
+    let d = engine.decide(&other);
+    assert_eq!(d.outcome, Outcome::Deny);
+    assert!(d.reasons[0].contains("does not apply"), "{d:?}");
 }
 
 #[test]
@@ -251,6 +268,18 @@ fn invalid_policy_sets_are_refused_with_cedars_message() {
     }
     let err = Engine::new("action x in [nope];", DEFAULT_POLICIES, 1).unwrap_err();
     assert!(matches!(err, PolicyError::Schema(_)), "{err}");
+    // Deep nesting is refused before the parser sees it.
+    let deep = format!(
+        "@id(\"d\") permit(principal, action, resource) when {{ {}true{} }};",
+        "(".repeat(5000),
+        ")".repeat(5000)
+    );
+    assert!(
+        Engine::new(CATALOG, &deep, 1)
+            .unwrap_err()
+            .to_string()
+            .contains("nest")
+    );
 }
 
 // --- Properties -------------------------------------------------------------------------

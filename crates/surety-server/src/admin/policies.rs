@@ -50,10 +50,15 @@ impl Policies {
         }
     }
 
+    /// Puts `engine` in force unless a newer version already is (two applies racing on one
+    /// node must end with the newest).
     fn replace(&self, engine: Engine) {
-        match self.0.write() {
-            Ok(mut e) => *e = Arc::new(engine),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(engine),
+        let mut current = match self.0.write() {
+            Ok(e) => e,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if engine.version() > current.version() {
+            *current = Arc::new(engine);
         }
     }
 }
@@ -114,6 +119,11 @@ async fn content(
     ))
 }
 
+/// How many policies a stored set holds (it validated when it was applied).
+fn count(policies: &str) -> usize {
+    surety_policy::parse_policies(policies).map_or(0, |p| p.policies().count())
+}
+
 fn invalid(e: &PolicyError) -> ApiError {
     ApiError::invalid_request(e.to_string())
 }
@@ -144,12 +154,7 @@ pub async fn get(
     let version: u64 = parse("version", &version)?;
     let current = state.policies.current().version();
     Ok(axum::Json(match content(&state, version).await? {
-        (catalog, policies, Some(record)) => {
-            let count = Engine::new(&catalog, &policies, version)
-                .map(|e| e.len())
-                .unwrap_or(0);
-            view(&record, count, current)
-        }
+        (_, policies, Some(record)) => view(&record, count(&policies), current),
         _ => shipped(current),
     }))
 }
@@ -170,12 +175,7 @@ pub async fn history(
     let items = page
         .items
         .iter()
-        .map(|r| {
-            let count = Engine::new(&r.catalog, &r.policies, r.version)
-                .map(|e| e.len())
-                .unwrap_or(0);
-            view(r, count, current)
-        })
+        .map(|r| view(r, count(&r.policies), current))
         .collect();
     Ok(axum::Json(ListResponse {
         items,
@@ -183,14 +183,15 @@ pub async fn history(
     }))
 }
 
-/// Checks a set against the schema without applying it.
+/// Checks a set against the schema without applying it (admins).
 #[utoipa::path(post, path = "/v1/policies/validate", tag = "policies", request_body = ApplyPolicySet, security(("dpop" = [])),
     responses((status = 200, body = PolicyValidation), (status = 400, description = "Cedar's message", body = surety_api::ErrorBody)))]
 pub async fn validate(
     State(state): State<AppState>,
-    AdminCaller(_): AdminCaller,
+    AdminCaller(caller): AdminCaller,
     Json(body): Json<ApplyPolicySet>,
 ) -> Result<axum::Json<PolicyValidation>> {
+    caller.require_admin("validate policies")?;
     let catalog = catalog_or_current(&state, body.catalog).await?;
     let engine = Engine::new(&catalog, &body.policies, 0).map_err(|e| invalid(&e))?;
     Ok(axum::Json(PolicyValidation {
@@ -199,10 +200,15 @@ pub async fn validate(
     }))
 }
 
+/// `catalog`, or the catalog of the newest stored set (which another node may have applied).
 async fn catalog_or_current(state: &AppState, catalog: Option<String>) -> Result<String> {
     match catalog {
         Some(c) => Ok(c),
-        None => Ok(content(state, state.policies.current().version()).await?.0),
+        None => Ok(state
+            .store
+            .current_policy_set()
+            .await?
+            .map_or_else(|| CATALOG.to_owned(), |set| set.catalog)),
     }
 }
 
@@ -246,8 +252,7 @@ async fn apply(
             &events,
         )
         .await?;
-    let engine = Engine::new(&catalog, &policies, version).map_err(|e| invalid(&e))?;
-    state.policies.replace(engine);
+    state.policies.replace(candidate.with_version(version));
     let record = PolicySetRecord {
         version,
         catalog,
