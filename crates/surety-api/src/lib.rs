@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod credentials;
+pub mod decisions;
 pub mod error;
 pub mod oauth;
 mod schema;

@@ -14,6 +14,10 @@ pub const GRANT_TYPE_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:to
 pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// Surety's token type for a grant id used as `subject_token`.
 pub const TOKEN_TYPE_GRANT: &str = "urn:surety:params:oauth:token-type:grant";
+/// RFC 6749 §4.4 client credentials grant (resource servers).
+pub const GRANT_TYPE_CLIENT_CREDENTIALS: &str = "client_credentials";
+/// The only scope of resource servers' tokens: asking for decisions.
+pub const SCOPE_DECISIONS: &str = "decisions";
 /// The only scope of admin access tokens.
 pub const SCOPE_ADMIN: &str = "admin";
 /// RFC 9449 token type of DPoP-bound tokens.

@@ -66,6 +66,8 @@ named_enum! {
         SigningKeyRotated = "signing_key.rotated",
         /// A resource server was registered as a client.
         ResourceServerRegistered = "resource_server.registered",
+        /// A decision was made about an agent's action (allow, deny or step-up).
+        DecisionMade = "decision.made",
         /// A policy set was applied (or an earlier one applied again: a rollback).
         PolicyApplied = "policy.applied",
     }

@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use surety_core::clock::Clock;
-use surety_store::{Store, TokenIssued};
+use surety_store::{AgentActivity, Store};
 use time::OffsetDateTime;
 use tower_http::LatencyUnit;
 use tower_http::request_id::{
@@ -31,7 +31,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::keyring::{KeyRing, KeyRingError};
 use crate::nonce::NonceIssuer;
-use crate::{oauth, ops, telemetry};
+use crate::{decisions, oauth, ops, telemetry};
 use surety_jose::KeyAlg;
 
 /// Path of the token endpoint.
@@ -84,7 +84,7 @@ pub struct AppState {
     /// Group commit of single-use values (`jti`s of proofs and assertions).
     replay: Arc<Batcher<(String, OffsetDateTime), bool>>,
     /// Group commit of issued tokens' audit events.
-    issued: Arc<Batcher<TokenIssued, ()>>,
+    issued: Arc<Batcher<AgentActivity, ()>>,
     /// Metrics.
     pub metrics: PrometheusHandle,
 }
@@ -128,11 +128,11 @@ impl AppState {
         };
         let issued = {
             let store = store.clone();
-            Batcher::spawn(GROUP_COMMIT_MAX, move |items: Vec<TokenIssued>| {
+            Batcher::spawn(GROUP_COMMIT_MAX, move |items: Vec<AgentActivity>| {
                 let store = store.clone();
                 async move {
-                    match store.record_tokens_issued(&items).await {
-                        Err(e) if e.is_retryable() => store.record_tokens_issued(&items).await?,
+                    match store.record_agent_activity(&items).await {
+                        Err(e) if e.is_retryable() => store.record_agent_activity(&items).await?,
                         other => other?,
                     }
                     Ok(vec![(); items.len()])
@@ -166,7 +166,7 @@ impl AppState {
 
     /// Records an issued token's audit events and its agent's `last_seen_at`
     /// (group-committed).
-    pub(crate) async fn record_issued(&self, issued: TokenIssued) -> Result<(), ApiError> {
+    pub(crate) async fn record_activity(&self, issued: AgentActivity) -> Result<(), ApiError> {
         self.issued.submit(issued).await
     }
 
@@ -188,6 +188,7 @@ impl AppState {
         (name = "oauth", description = "OAuth 2.0 endpoints (RFC 6749, RFC 7523, RFC 8693, RFC 7662, RFC 7009, RFC 8414, RFC 9449)"),
         (name = "grants", description = "Delegations from humans to agents"),
         (name = "credentials", description = "Resource servers and the organisation's signing keys"),
+        (name = "decisions", description = "May this agent, for this human, do this now? (native and OpenID AuthZEN)"),
         (name = "policies", description = "The Cedar policy set: in force, history, validate, apply, roll back"),
         (name = "humans", description = "Human principals and their device keys"),
         (name = "agents", description = "Agent identities, lifecycle and keys"),
@@ -218,6 +219,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(oauth::metadata::authorization_server))
         .routes(routes!(oauth::metadata::openid_configuration))
         .routes(routes!(oauth::metadata::jwks))
+        .routes(routes!(oauth::metadata::authzen))
         .routes(routes!(grants::create, grants::list))
         .routes(routes!(grants::get))
         .routes(routes!(grants::accept))
@@ -234,6 +236,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(policies::validate))
         .routes(routes!(policies::rollback))
         .routes(routes!(policies::get))
+        .routes(routes!(decisions::native))
+        .routes(routes!(decisions::evaluation))
+        .routes(routes!(decisions::evaluations))
         .routes(routes!(enroll::enroll))
         .routes(routes!(humans::create, humans::list))
         .routes(routes!(humans::get))

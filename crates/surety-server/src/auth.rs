@@ -128,30 +128,59 @@ fn bearer_parts(headers: &HeaderMap) -> Result<(String, String), ApiError> {
     Ok((scheme.to_owned(), token.trim().to_owned()))
 }
 
+/// The DPoP-bound access token of a request (`Authorization: DPoP <token>`), with the
+/// RFC 6750 §3.1 answers to everything else.
+fn presented_dpop_token(parts: &Parts) -> Result<String, ApiError> {
+    let (scheme, token) = bearer_parts(&parts.headers)?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        count_failure("bearer_scheme");
+        return Err(ApiError::invalid_token(
+            "this API accepts only DPoP-bound tokens: use `Authorization: DPoP <token>` with a DPoP proof",
+        ));
+    }
+    if !scheme.eq_ignore_ascii_case("dpop") {
+        // An unsupported scheme counts as no credentials at all (RFC 6750 §3.1).
+        count_failure("missing_token");
+        return Err(ApiError::unauthenticated(
+            "an access token is required (DPoP scheme)",
+        ));
+    }
+    if token.is_empty() || token.contains(' ') {
+        count_failure("malformed_token");
+        return Err(ApiError::invalid_request(
+            "the DPoP authorization value must be one token",
+        ));
+    }
+    Ok(token)
+}
+
+/// Checks the request's DPoP proof for `token`, bound to `jkt` (RFC 9449 §7).
+async fn proven(state: &AppState, parts: &Parts, token: &str, jkt: &str) -> Result<(), ApiError> {
+    let proof = state
+        .verify_proof(
+            &parts.headers,
+            &parts.method,
+            parts.uri.path(),
+            Some(token),
+            Some(jkt),
+            NonceCheck::NotRequired,
+        )
+        .await;
+    if let Err(failure) = proof {
+        count_failure("invalid_dpop_proof");
+        return Err(match failure {
+            ProofFailure::Store(e) => e,
+            other => ApiError::resource_invalid_dpop_proof(other.description()),
+        });
+    }
+    Ok(())
+}
+
 impl FromRequestParts<AppState> for AdminCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let (scheme, token) = bearer_parts(&parts.headers)?;
-        if scheme.eq_ignore_ascii_case("bearer") {
-            count_failure("bearer_scheme");
-            return Err(ApiError::invalid_token(
-                "this API accepts only DPoP-bound tokens: use `Authorization: DPoP <token>` with a DPoP proof",
-            ));
-        }
-        if !scheme.eq_ignore_ascii_case("dpop") {
-            // An unsupported scheme counts as no credentials at all (RFC 6750 §3.1).
-            count_failure("missing_token");
-            return Err(ApiError::unauthenticated(
-                "an access token is required (DPoP scheme)",
-            ));
-        }
-        if token.is_empty() || token.contains(' ') {
-            count_failure("malformed_token");
-            return Err(ApiError::invalid_request(
-                "the DPoP authorization value must be one token",
-            ));
-        }
+        let token = presented_dpop_token(parts)?;
         let now = state.clock.now();
         let record = state
             .store
@@ -163,23 +192,7 @@ impl FromRequestParts<AppState> for AdminCaller {
                 "the access token is unknown or expired",
             ));
         };
-        let proof = state
-            .verify_proof(
-                &parts.headers,
-                &parts.method,
-                parts.uri.path(),
-                Some(&token),
-                Some(&record.jkt),
-                NonceCheck::NotRequired,
-            )
-            .await;
-        if let Err(failure) = proof {
-            count_failure("invalid_dpop_proof");
-            return Err(match failure {
-                ProofFailure::Store(e) => e,
-                other => ApiError::resource_invalid_dpop_proof(other.description()),
-            });
-        }
+        proven(state, parts, &token, &record.jkt).await?;
         // The token is bound to a device key; revoking that key ends the token at once.
         let key = state.store.get_key(&record.jkt).await?;
         let key_active = key.is_some_and(|k| {
@@ -200,5 +213,36 @@ impl FromRequestParts<AppState> for AdminCaller {
             id: human.id,
             role: human.role,
         }))
+    }
+}
+
+/// A registered resource server calling with its DPoP-bound `decisions` token (from the
+/// client credentials grant).
+#[derive(Debug, Clone)]
+pub struct ResourceServerCaller(pub surety_store::ResourceServer);
+
+impl FromRequestParts<AppState> for ResourceServerCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = presented_dpop_token(parts)?;
+        let now = state.clock.now();
+        let record = state
+            .store
+            .get_client_token(&sha256_b64(token.as_bytes()))
+            .await?;
+        let Some(record) = record.filter(|r| r.expires_at > now) else {
+            count_failure("unknown_or_expired_token");
+            return Err(ApiError::invalid_token(
+                "the access token is unknown or expired",
+            ));
+        };
+        proven(state, parts, &token, &record.jkt).await?;
+        let rs = state.store.get_resource_server(record.client).await?;
+        let Some(rs) = rs.filter(|rs| rs.status == "active" && rs.kid == record.jkt) else {
+            count_failure("inactive_client");
+            return Err(ApiError::invalid_token("the resource server is not active"));
+        };
+        Ok(Self(rs))
     }
 }

@@ -160,6 +160,12 @@ pub const KEYS: &[KeySpec] = &[
         doc: "How often a node re-reads the signing keys, so a rotation made on another node takes effect here.",
     },
     KeySpec {
+        name: "org_domains",
+        kind: KeyKind::String,
+        default: "",
+        doc: "The organisation's own domains, comma-separated (`acme.example,acme.internal`): decisions treat any other `destination_domain` as outside the organisation.",
+    },
+    KeySpec {
         name: "enrollment_code_ttl",
         kind: KeyKind::Duration,
         default: "15m",
@@ -258,6 +264,9 @@ pub struct Config {
     /// See [`KEYS`].
     #[serde(with = "human_duration")]
     pub key_refresh_interval: Duration,
+    /// See [`KEYS`].
+    #[serde(default)]
+    pub org_domains: String,
     /// See [`KEYS`].
     #[serde(with = "human_duration")]
     pub enrollment_code_ttl: Duration,
@@ -432,6 +441,16 @@ impl Config {
             return invalid("signing_alg", "must be `EdDSA` or `ES256`");
         }
         Ok(())
+    }
+
+    /// The organisation's domains, as a list.
+    #[must_use]
+    pub fn org_domain_list(&self) -> Vec<String> {
+        self.org_domains
+            .split(',')
+            .map(|d| d.trim().to_ascii_lowercase())
+            .filter(|d| !d.is_empty())
+            .collect()
     }
 
     /// The file holding the key-encryption key of the signing keys.

@@ -8,6 +8,7 @@ mod auth;
 mod batch;
 pub mod bootstrap;
 pub mod config;
+mod decisions;
 mod error;
 mod extract;
 pub mod keyring;

@@ -213,10 +213,11 @@ pub struct ResourceServer {
     pub created_at: OffsetDateTime,
 }
 
-/// An access token issued to an agent, to record.
+/// Something an agent did that is recorded as it happens (a token issued, a decision made):
+/// its audit events, and the agent's `last_seen_at`.
 #[derive(Debug, Clone)]
-pub struct TokenIssued {
-    /// The agent that authenticated to get it.
+pub struct AgentActivity {
+    /// The agent.
     pub agent: AgentId,
     /// When.
     pub at: OffsetDateTime,
@@ -397,6 +398,23 @@ pub trait KeyStore {
     ) -> Result<()>;
 }
 
+/// An access token issued to a resource server, stored only as a hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTokenRecord {
+    /// SHA-256 of the token, base64url.
+    pub token_hash: String,
+    /// The resource server.
+    pub client: ResourceServerId,
+    /// Thumbprint of the key it is bound to.
+    pub jkt: String,
+    /// Space-separated scopes.
+    pub scope: String,
+    /// When issued.
+    pub issued_at: OffsetDateTime,
+    /// When it expires.
+    pub expires_at: OffsetDateTime,
+}
+
 /// Access tokens issued to humans for the admin API.
 #[async_trait]
 pub trait TokenStore {
@@ -408,6 +426,14 @@ pub trait TokenStore {
     ) -> Result<()>;
     /// Looks a token up by hash.
     async fn get_access_token(&self, token_hash: &str) -> Result<Option<AccessTokenRecord>>;
+    /// Stores a token issued to a resource server.
+    async fn insert_client_token(
+        &self,
+        token: &ClientTokenRecord,
+        events: &[NewEvent],
+    ) -> Result<()>;
+    /// Looks a resource server's token up by hash.
+    async fn get_client_token(&self, token_hash: &str) -> Result<Option<ClientTokenRecord>>;
 }
 
 /// Single-use values (`jti` of DPoP proofs and assertions), shared by every node.
@@ -500,9 +526,9 @@ pub trait ResourceServerStore {
 /// Issued tokens are not stored; these record what their activity depends on.
 #[async_trait]
 pub trait CredentialStore {
-    /// Records access tokens issued (their audit events, and each agent's `last_seen_at`),
-    /// all in one transaction (group commit).
-    async fn record_tokens_issued(&self, issued: &[TokenIssued]) -> Result<()>;
+    /// Records agents' activity (the audit events, and each agent's `last_seen_at`), all in
+    /// one transaction (group commit).
+    async fn record_agent_activity(&self, issued: &[AgentActivity]) -> Result<()>;
     /// Revokes one token until `expires_at`; `false` if it was already revoked.
     async fn revoke_token(
         &self,

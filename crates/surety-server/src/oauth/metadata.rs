@@ -6,7 +6,8 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use surety_api::oauth::{
-    GRANT_TYPE_JWT_BEARER, GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_GRANT,
+    GRANT_TYPE_CLIENT_CREDENTIALS, GRANT_TYPE_JWT_BEARER, GRANT_TYPE_TOKEN_EXCHANGE,
+    TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_GRANT,
 };
 
 use crate::app::{AppState, INTROSPECT_PATH, JWKS_PATH, OPENAPI_PATH, REVOKE_PATH, TOKEN_PATH};
@@ -28,7 +29,7 @@ pub fn document(state: &AppState) -> Value {
         "introspection_endpoint": state.url(INTROSPECT_PATH),
         "revocation_endpoint": state.url(REVOKE_PATH),
         "response_types_supported": [],
-        "grant_types_supported": [GRANT_TYPE_TOKEN_EXCHANGE, GRANT_TYPE_JWT_BEARER],
+        "grant_types_supported": [GRANT_TYPE_TOKEN_EXCHANGE, GRANT_TYPE_JWT_BEARER, GRANT_TYPE_CLIENT_CREDENTIALS],
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": algs(),
         "introspection_endpoint_auth_methods_supported": auth_methods,
@@ -96,4 +97,19 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
         }
         Err(e) => ApiError::internal(e).into_response(),
     }
+}
+
+/// OpenID AuthZEN discovery: where the decision point answers.
+#[utoipa::path(
+    get,
+    path = "/.well-known/authzen-configuration",
+    tag = "decisions",
+    responses((status = 200, description = "AuthZEN policy decision point metadata"))
+)]
+pub async fn authzen(State(state): State<AppState>) -> Response {
+    cacheable(json!({
+        "policy_decision_point": state.issuer.as_ref(),
+        "access_evaluation_endpoint": state.url("/access/v1/evaluation"),
+        "access_evaluations_endpoint": state.url("/access/v1/evaluations"),
+    }))
 }

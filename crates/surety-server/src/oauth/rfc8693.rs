@@ -27,7 +27,7 @@ use surety_core::id::{AgentId, GrantId, PrincipalId, TokenId};
 use surety_core::key::KeyStatus;
 use surety_core::scope::ScopeSet;
 use surety_jose::rfc9068::{self, AccessTokenClaims, Act, Cnf, Derivation};
-use surety_store::TokenIssued;
+use surety_store::AgentActivity;
 
 use super::access_token::{Inactive, check_standing, verify_signed};
 use super::client_auth::{Client, authenticate};
@@ -180,7 +180,7 @@ pub(super) async fn exchange(
         rfc9068::sign(&claims, &signer.key, &signer.kid).map_err(ApiError::internal)?;
     let event = token_event(&client, &minted, &claims, now);
     state
-        .record_issued(TokenIssued {
+        .record_activity(AgentActivity {
             agent: client.id,
             at: now,
             events: vec![event],

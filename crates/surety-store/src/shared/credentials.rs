@@ -20,8 +20,8 @@ use crate::rows::{
     to_json_text,
 };
 use crate::{
-    CredentialStore, GrantStanding, ResourceServer, ResourceServerStore, Result, Serial,
-    SigningKeyRecord, SigningKeyStore, StandingQuery, StoreError, TokenIssued, TokenStanding,
+    AgentActivity, CredentialStore, GrantStanding, ResourceServer, ResourceServerStore, Result,
+    Serial, SigningKeyRecord, SigningKeyStore, StandingQuery, StoreError, TokenStanding,
 };
 
 async fn insert_signing_key(tx: &mut Tx, k: &SigningKeyRecord) -> Result<()> {
@@ -173,7 +173,7 @@ impl ResourceServerStore for Backend {
 
 #[async_trait]
 impl CredentialStore for Backend {
-    async fn record_tokens_issued(&self, issued: &[TokenIssued]) -> Result<()> {
+    async fn record_agent_activity(&self, issued: &[AgentActivity]) -> Result<()> {
         // Each agent once, in id order (a fixed lock order: no cycles between batches).
         let mut last_seen = std::collections::BTreeMap::new();
         for t in issued {

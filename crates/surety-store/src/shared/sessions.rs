@@ -8,7 +8,7 @@ use super::Backend;
 use super::tx::insert_events;
 use crate::dbtime::DbTime;
 use crate::rows::AccessTokenRow;
-use crate::{AccessTokenRecord, ReplayStore, Result, StoreError, TokenStore};
+use crate::{AccessTokenRecord, ClientTokenRecord, ReplayStore, Result, StoreError, TokenStore};
 
 #[async_trait]
 impl TokenStore for Backend {
@@ -29,6 +29,46 @@ impl TokenStore for Backend {
         insert_events(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn insert_client_token(&self, t: &ClientTokenRecord, events: &[NewEvent]) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
+        sqlx::query(
+            "INSERT INTO client_tokens (token_hash, client_id, jkt, scope, issued_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&t.token_hash)
+        .bind(t.client.to_string())
+        .bind(&t.jkt)
+        .bind(&t.scope)
+        .bind(DbTime::from(t.issued_at))
+        .bind(DbTime::from(t.expires_at))
+        .execute(&mut *tx)
+        .await?;
+        insert_events(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_client_token(&self, token_hash: &str) -> Result<Option<ClientTokenRecord>> {
+        let row: Option<(String, String, String, String, DbTime, DbTime)> = sqlx::query_as(
+            "SELECT token_hash, client_id, jkt, scope, issued_at, expires_at \
+             FROM client_tokens WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|(token_hash, client, jkt, scope, issued_at, expires_at)| {
+            Ok(ClientTokenRecord {
+                token_hash,
+                client: client.parse().map_err(StoreError::corrupt)?,
+                jkt,
+                scope,
+                issued_at: issued_at.0,
+                expires_at: expires_at.0,
+            })
+        })
+        .transpose()
     }
 
     async fn get_access_token(&self, token_hash: &str) -> Result<Option<AccessTokenRecord>> {
@@ -95,6 +135,7 @@ impl ReplayStore for Backend {
         for sql in [
             "DELETE FROM replay_cache WHERE expires_at <= $1",
             "DELETE FROM access_tokens WHERE expires_at <= $1",
+            "DELETE FROM client_tokens WHERE expires_at <= $1",
             "DELETE FROM revoked_tokens WHERE expires_at <= $1",
             "DELETE FROM enrollment_codes WHERE used_at IS NULL AND expires_at <= $1",
         ] {

@@ -338,7 +338,7 @@ async fn token_standing_reports_states_watermarks_and_revocations(store: Arc<dyn
             .unwrap();
     }
     store
-        .record_tokens_issued(&[surety_store::TokenIssued {
+        .record_agent_activity(&[surety_store::AgentActivity {
             agent: a.id,
             at: t1,
             events: vec![],
