@@ -392,3 +392,69 @@ pub async fn token(args: TokenArgs) -> anyhow::Result<()> {
     };
     output::json(&response)
 }
+
+/// `surety decide`: as a resource server, ask whether the agent holding a token may act.
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// The agent's access token.
+    #[arg(long)]
+    token: String,
+    /// The action (a tool name from the catalog).
+    #[arg(long)]
+    action: String,
+    /// The resource, `TYPE:ID` (or just `ID`, of type `Resource`).
+    #[arg(long)]
+    resource: String,
+    /// An argument, `name=value`; the value is read as JSON when it parses (repeatable).
+    #[arg(long = "arg", value_name = "K=V", value_parser = parse_constraint)]
+    args: Vec<(String, serde_json::Value)>,
+    /// The resource server's client id (`rsv_…`).
+    #[arg(long)]
+    id: ResourceServerId,
+    /// Its private key file.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// Its audience.
+    #[arg(long)]
+    audience: String,
+    /// Surety's URL.
+    #[arg(long, env = "SURETY_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+}
+
+pub async fn decide(g: &Globals, args: DecideArgs) -> anyhow::Result<()> {
+    let verifier = ResourceVerifier::new(
+        &args.server,
+        &args.audience,
+        args.id,
+        keyfile::read(&args.key)?,
+    )?;
+    let (kind, id) = args
+        .resource
+        .split_once(':')
+        .map_or(("Resource", args.resource.as_str()), |(t, i)| (t, i));
+    let input = surety_api::decisions::DecisionInput {
+        token: args.token,
+        action: args.action,
+        resource: surety_api::decisions::ResourceRef {
+            kind: kind.to_owned(),
+            id: id.to_owned(),
+        },
+        arguments: serde_json::Value::Object(args.args.into_iter().collect()),
+    };
+    let d = verifier.decide(&input).await?;
+    if g.json {
+        return output::json(&d);
+    }
+    say!("{}", d.decision);
+    for r in &d.reasons {
+        eprintln!("  {r}");
+    }
+    eprintln!(
+        "  policies: {} (version {}), decision {}",
+        d.policy_ids.join(", "),
+        d.policy_version,
+        d.decision_id
+    );
+    Ok(())
+}

@@ -56,6 +56,9 @@ enum Command {
     /// As an agent, mint an access token from a grant (or delegate one); prints the token
     /// response.
     Token(credentials::TokenArgs),
+    /// As a resource server, ask whether an agent may take an action now (allow, deny,
+    /// step_up).
+    Decide(credentials::DecideArgs),
     /// The Cedar policy set: show, validate, apply, diff, history, rollback.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -115,6 +118,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(args) => credentials::token(args).await,
         Command::Bench(cmd) => bench::run(&g, cmd).await,
         Command::Policy(cmd) => policy::run(&g, cmd).await,
+        Command::Decide(args) => credentials::decide(&g, args).await,
         Command::Audit(cmd) => agents::audit(&g, cmd).await,
         Command::Config(cmd) => server::config(cmd),
     }

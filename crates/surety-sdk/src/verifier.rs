@@ -52,6 +52,10 @@ impl VerifyError {
 
 #[derive(Debug, Default)]
 struct State {
+    /// The `decisions` token (client credentials) and when to renew it.
+    decisions: Option<(String, Instant)>,
+    /// The token endpoint's DPoP nonce.
+    nonce: Option<String>,
     keys: HashMap<String, PublicJwk>,
     fetched: Option<Instant>,
     seen: HashMap<String, OffsetDateTime>,
@@ -218,5 +222,93 @@ impl ResourceVerifier {
     pub async fn is_active(&self, token: &str, jti: &str) -> Result<bool, ClientError> {
         let body = self.introspect(token).await?;
         Ok(body["active"] == true && body["jti"] == jti)
+    }
+}
+
+impl ResourceVerifier {
+    /// A `decisions` token for this resource server (RFC 6749 §4.4 client credentials with
+    /// `private_key_jwt` and DPoP), kept until 30 s before it expires.
+    async fn decisions_token(&self) -> Result<String, ClientError> {
+        if let Some((token, renew_at)) = &self.state.lock().await.decisions
+            && Instant::now() < *renew_at
+        {
+            return Ok(token.clone());
+        }
+        let url = format!("{}/oauth2/token", self.issuer);
+        let id = self.id.to_string();
+        for attempt in 0..2 {
+            let nonce = self.state.lock().await.nonce.clone();
+            let now = OffsetDateTime::now_utc();
+            let proof = rfc9449::create(&self.key, "POST", &url, None, nonce.as_deref(), now)?;
+            let assertion = surety_jose::rfc7523::create(
+                &self.key,
+                &id,
+                &id,
+                &self.issuer,
+                time::Duration::seconds(60),
+                now,
+            )?;
+            let response = self
+                .http
+                .post(&url)
+                .header("DPoP", proof)
+                .form(&[
+                    (
+                        "grant_type",
+                        surety_api::oauth::GRANT_TYPE_CLIENT_CREDENTIALS,
+                    ),
+                    ("scope", surety_api::oauth::SCOPE_DECISIONS),
+                    (
+                        "client_assertion_type",
+                        surety_api::oauth::CLIENT_ASSERTION_TYPE_JWT_BEARER,
+                    ),
+                    ("client_assertion", &assertion),
+                ])
+                .send()
+                .await?;
+            if let Some(n) = crate::client::nonce_of(&response) {
+                self.state.lock().await.nonce = Some(n);
+            }
+            match crate::client::decode::<surety_api::oauth::TokenResponse>(response).await {
+                Err(e) if attempt == 0 && e.code() == Some("use_dpop_nonce") => continue,
+                Err(e) => return Err(e),
+                Ok(t) => {
+                    let renew_at =
+                        Instant::now() + Duration::from_secs(t.expires_in.saturating_sub(30));
+                    self.state.lock().await.decisions = Some((t.access_token.clone(), renew_at));
+                    return Ok(t.access_token);
+                }
+            }
+        }
+        Err(ClientError::Other(
+            "the server kept asking for a new DPoP nonce".into(),
+        ))
+    }
+
+    /// Asks Surety whether the agent holding `input.token` may take the action now
+    /// (`POST /v1/decisions`).
+    pub async fn decide(
+        &self,
+        input: &surety_api::decisions::DecisionInput,
+    ) -> Result<surety_api::decisions::DecisionView, ClientError> {
+        let url = format!("{}/v1/decisions", self.issuer);
+        let token = self.decisions_token().await?;
+        let proof = rfc9449::create(
+            &self.key,
+            "POST",
+            &url,
+            Some(&token),
+            None,
+            OffsetDateTime::now_utc(),
+        )?;
+        let response = self
+            .http
+            .post(&url)
+            .header("Authorization", format!("DPoP {token}"))
+            .header("DPoP", proof)
+            .json(input)
+            .send()
+            .await?;
+        crate::client::decode(response).await
     }
 }

@@ -446,6 +446,59 @@ fn the_walk_through_works_end_to_end() {
         (seen["active"].as_bool(), seen["grant_id"].as_str()),
         (Some(true), Some(grant_id.as_str()))
     );
+    // The resource server asks whether the agent may act (policy in force: the shipped pack),
+    // with a token carrying the grant's whole scope.
+    let full = json(surety(
+        &[
+            "token",
+            "--key",
+            key2.to_str().unwrap(),
+            "--agent",
+            &agent_id,
+            "--grant",
+            &grant_id,
+            "--server",
+            &server.base,
+        ],
+        &[],
+    ))["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let decide = |amount: &str| {
+        json(surety(
+            &[
+                "decide",
+                "--token",
+                &full,
+                "--action",
+                "payments.transfer",
+                "--resource",
+                "Resource:acct-7",
+                "--arg",
+                &format!("amount={amount}"),
+                "--arg",
+                "currency=EUR",
+                "--id",
+                &rs_id,
+                "--key",
+                rs_key.to_str().unwrap(),
+                "--audience",
+                "https://crm.example",
+                "--server",
+                &server.base,
+                "--json",
+            ],
+            &[],
+        ))
+    };
+    assert_eq!(decide("50")["decision"], "allow");
+    let over = decide("500");
+    assert_eq!(
+        (over["decision"].as_str(), over["policy_ids"][0].as_str()),
+        (Some("deny"), Some("forbid-over-max-amount"))
+    );
+
     // The load generators drive the same flow (Surety's form, and the generic one that any
     // authorization server understands); the crypto baseline runs offline.
     let key2_s = key2.to_str().unwrap();
