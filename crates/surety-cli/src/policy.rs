@@ -52,12 +52,31 @@ pub enum PolicyCommand {
         #[arg(long)]
         cursor: Option<String>,
     },
+    /// What-if: replay recorded decisions against a candidate policy file and list every
+    /// decision that would change — before it goes live. Evaluated here, offline.
+    Test {
+        /// The candidate Cedar policies.
+        file: PathBuf,
+        /// A candidate action catalog; default: the one in force.
+        #[arg(long, value_name = "FILE")]
+        catalog: Option<PathBuf>,
+        /// Which decisions: `last:N` (the N most recent, up to 100000).
+        #[arg(long, default_value = "last:1000", value_parser = parse_against)]
+        against: usize,
+    },
     /// Apply an earlier version again, as a new version (admins).
     Rollback {
         /// The version to go back to (0: the shipped default).
         #[arg(value_name = "VERSION")]
         number: u64,
     },
+}
+
+fn parse_against(s: &str) -> Result<usize, String> {
+    s.strip_prefix("last:")
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| (1..=100_000).contains(n))
+        .ok_or_else(|| format!("`{s}` is not `last:N` with N from 1 to 100000"))
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {
@@ -144,6 +163,45 @@ pub async fn run(g: &Globals, cmd: PolicyCommand) -> anyhow::Result<()> {
                 say!("{line}");
             }
         }
+        PolicyCommand::Test {
+            file,
+            catalog,
+            against,
+        } => {
+            let catalog = match catalog {
+                Some(c) => read(&c)?,
+                None => client.policy_set(None).await?.catalog,
+            };
+            let engine = surety_policy::Engine::new(&catalog, &read(&file)?, 0)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let report = what_if(&client, &engine, against).await?;
+            if g.json {
+                return output::json(&report);
+            }
+            say!(
+                "replayed {} decisions ({} refused before any policy ran were skipped): {} would change",
+                report.replayed,
+                report.skipped,
+                report.changes.len()
+            );
+            let mut t = Table::new(&[
+                "decision", "time", "agent", "action", "was", "would be", "policies",
+            ]);
+            for c in &report.changes {
+                t.row(vec![
+                    c.decision_id.clone(),
+                    c.time.clone(),
+                    c.agent.clone(),
+                    c.action.clone(),
+                    c.was.clone(),
+                    c.would_be.clone(),
+                    c.policy_ids.join(" "),
+                ]);
+            }
+            if !report.changes.is_empty() {
+                t.print("");
+            }
+        }
         PolicyCommand::History { limit, cursor } => {
             let page = client
                 .policy_history(&PolicyHistoryQuery { limit, cursor })
@@ -166,6 +224,87 @@ pub async fn run(g: &Globals, cmd: PolicyCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What a what-if replay found.
+#[derive(Debug, serde::Serialize)]
+struct WhatIf {
+    replayed: usize,
+    skipped: usize,
+    changes: Vec<Change>,
+}
+
+/// One decision that the candidate would answer differently.
+#[derive(Debug, serde::Serialize)]
+struct Change {
+    decision_id: String,
+    time: String,
+    agent: String,
+    action: String,
+    was: String,
+    would_be: String,
+    reasons: Vec<String>,
+    policy_ids: Vec<String>,
+}
+
+/// Replays the `last` most recent recorded decisions against `engine`.
+async fn what_if(
+    client: &surety_sdk::AdminClient,
+    engine: &surety_policy::Engine,
+    last: usize,
+) -> anyhow::Result<WhatIf> {
+    let mut report = WhatIf {
+        replayed: 0,
+        skipped: 0,
+        changes: Vec::new(),
+    };
+    let mut cursor = None;
+    let mut seen = 0;
+    while seen < last {
+        let q = surety_api::admin::AuditQuery {
+            kind: Some("decision.made".into()),
+            limit: Some(u32::try_from((last - seen).min(1000)).unwrap_or(1000)),
+            cursor: cursor.take(),
+            ..Default::default()
+        };
+        let page = client.list_audit(&q).await?;
+        for e in &page.items {
+            seen += 1;
+            let Some(request) = e.details.get("request").filter(|r| !r.is_null()) else {
+                report.skipped += 1;
+                continue;
+            };
+            let request: surety_policy::DecisionRequest = serde_json::from_value(request.clone())?;
+            report.replayed += 1;
+            let was = e.details["decision"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let now = engine.decide(&request);
+            let would_be = match now.outcome {
+                surety_policy::Outcome::Allow => "allow",
+                surety_policy::Outcome::Deny => "deny",
+                surety_policy::Outcome::StepUp => "step_up",
+            };
+            if would_be != was {
+                report.changes.push(Change {
+                    decision_id: e.id.to_string(),
+                    time: output::time(e.time),
+                    agent: request.agent.clone(),
+                    action: request.action.clone(),
+                    was,
+                    would_be: would_be.to_owned(),
+                    reasons: now.reasons,
+                    policy_ids: now.policy_ids,
+                });
+            }
+        }
+        match page.next_cursor {
+            Some(c) if !page.items.is_empty() => cursor = Some(c),
+            _ => break,
+        }
+    }
+    Ok(report)
 }
 
 /// The lines removed (`- `) and added (`+ `) from `old` to `new`, in order (a longest common

@@ -81,6 +81,7 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
         None => (
             refusal("the agent's token is not active", engine.version()),
             None,
+            None,
         ),
         Some(t) if t.claims.aud != rs.audience => (
             refusal(
@@ -88,6 +89,7 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
                 engine.version(),
             ),
             Some(t),
+            None,
         ),
         Some(t) => {
             let agent = t.chain[0];
@@ -138,7 +140,7 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
                         org_domains: state.config.org_domain_list(),
                         approved: false,
                     };
-                    (engine.decide(&request), Some(t))
+                    (engine.decide(&request), Some(t), Some(request))
                 }
                 _ => (
                     refusal(
@@ -146,11 +148,12 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
                         engine.version(),
                     ),
                     Some(t),
+                    None,
                 ),
             }
         }
     };
-    let (decision, token) = decision_and_agent;
+    let (decision, token, request) = decision_and_agent;
     let step_up = (decision.outcome == Outcome::StepUp).then(|| StepUp {
         authorization_details: json!([{
             "type": "surety_action",
@@ -178,6 +181,8 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
             "token_jti": token.map(|t| t.claims.jti.clone()),
             "grant_id": token.map(|t| t.claims.grant_id.clone()),
             "act": token.map(|t| t.claims.act.clone()),
+            // Everything the policies saw, so that `surety policy test` can replay it.
+            "request": request,
         }));
     if let Some(t) = token {
         event = event.agent(t.chain[0]).human(t.principal);

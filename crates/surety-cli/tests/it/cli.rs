@@ -647,6 +647,32 @@ fn the_walk_through_works_end_to_end() {
         diff.contains("+ @id(\"permit-reads\")") && diff.contains("- @id(\"permit-in-scope\")"),
         "{diff}"
     );
+    // What-if: the two recorded decisions replayed against the reads-only set — the allowed
+    // transfer would now be denied; the denied one stays denied.
+    let what_if = json(surety(
+        &[
+            "policy",
+            "test",
+            reads.to_str().unwrap(),
+            "--against",
+            "last:100",
+            "--json",
+        ],
+        &admin,
+    ));
+    assert_eq!(what_if["replayed"], 2, "{what_if}");
+    let changes = what_if["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{what_if}");
+    assert_eq!(
+        (
+            changes[0]["was"].as_str(),
+            changes[0]["would_be"].as_str(),
+            changes[0]["action"].as_str()
+        ),
+        (Some("allow"), Some("deny"), Some("payments.transfer"))
+    );
+    let table = ok(surety(&["policy", "test", reads.to_str().unwrap()], &admin));
+    assert!(table.contains("1 would change"), "{table}");
     let broken = dir.path().join("broken.cedar");
     std::fs::write(
         &broken,
