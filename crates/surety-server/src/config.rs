@@ -166,6 +166,18 @@ pub const KEYS: &[KeySpec] = &[
         doc: "The organisation's own domains, comma-separated (`acme.example,acme.internal`): decisions treat any other `destination_domain` as outside the organisation.",
     },
     KeySpec {
+        name: "suspend_after_denials",
+        kind: KeyKind::Integer,
+        default: "5",
+        doc: "An agent that asks for this many actions outside its token's scope within `suspend_window` is suspended at once (its tokens die; its owner reinstates it). 0 turns this off.",
+    },
+    KeySpec {
+        name: "suspend_window",
+        kind: KeyKind::Duration,
+        default: "10m",
+        doc: "The sliding window of `suspend_after_denials` (at most 1d).",
+    },
+    KeySpec {
         name: "enrollment_code_ttl",
         kind: KeyKind::Duration,
         default: "15m",
@@ -267,6 +279,11 @@ pub struct Config {
     /// See [`KEYS`].
     #[serde(default)]
     pub org_domains: String,
+    /// See [`KEYS`].
+    pub suspend_after_denials: u32,
+    /// See [`KEYS`].
+    #[serde(with = "human_duration")]
+    pub suspend_window: Duration,
     /// See [`KEYS`].
     #[serde(with = "human_duration")]
     pub enrollment_code_ttl: Duration,
@@ -424,6 +441,7 @@ impl Config {
             ("token_ttl", self.token_ttl, 3600),
             ("grant_max_lifetime", self.grant_max_lifetime, 365 * 86400),
             ("key_refresh_interval", self.key_refresh_interval, 3600),
+            ("suspend_window", self.suspend_window, 86400),
             ("enrollment_code_ttl", self.enrollment_code_ttl, 7 * 86400),
             ("assertion_max_lifetime", self.assertion_max_lifetime, 3600),
             ("dpop_max_age", self.dpop_max_age, 3600),

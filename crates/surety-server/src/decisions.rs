@@ -17,9 +17,11 @@ use surety_api::decisions::{
     DecisionInput, DecisionView, EvaluationRequest, EvaluationResponse, EvaluationsRequest,
     EvaluationsResponse, StepUp,
 };
+use surety_core::agent::AgentStatus;
 use surety_core::audit::{Actor, EventKind, NewEvent};
+use surety_core::id::AgentId;
 use surety_policy::{Decision, DecisionRequest, HumanFacts, Outcome};
-use surety_store::{AgentActivity, ResourceServer};
+use surety_store::{AgentActivity, AgentStatusChange, ResourceServer};
 
 use crate::app::AppState;
 use crate::auth::ResourceServerCaller;
@@ -190,6 +192,10 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
     let id = event.id.to_string();
     metrics::counter!("surety_decisions_total", "decision" => outcome_name(decision.outcome))
         .increment(1);
+    // An attempt outside the token's scope counts against the agent.
+    let strike = request
+        .as_ref()
+        .is_some_and(|r| !r.scope.iter().any(|s| s == &r.action));
     // Durable before the answer: an allow is never sent for an unrecorded decision.
     match token {
         Some(t) => {
@@ -198,8 +204,12 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
                     agent: t.chain[0],
                     at: now,
                     events: vec![event],
+                    strike,
                 })
                 .await?;
+            if strike {
+                suspend_if_misbehaving(state, t.chain[0], now).await?;
+            }
         }
         None => state.store.append_events(&[event]).await?,
     }
@@ -208,6 +218,64 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
         id,
         step_up,
     })
+}
+
+/// Suspends `agent` if it has made `suspend_after_denials` out-of-scope attempts within
+/// `suspend_window`: its tokens die at once, and the audit event (which names its owner)
+/// says why. Reinstating it is its owner's decision.
+async fn suspend_if_misbehaving(
+    state: &AppState,
+    agent: AgentId,
+    now: time::OffsetDateTime,
+) -> Result<()> {
+    let limit = state.config.suspend_after_denials;
+    if limit == 0 {
+        return Ok(());
+    }
+    let since = now - crate::auth::to_time(state.config.suspend_window);
+    let strikes = state.store.count_strikes(agent, since).await?;
+    if strikes < u64::from(limit) {
+        return Ok(());
+    }
+    let Some(a) = state.store.get_agent(agent).await? else {
+        return Ok(());
+    };
+    if a.status != AgentStatus::Active {
+        return Ok(());
+    }
+    let reason = format!(
+        "{strikes} attempts outside its scope within {}",
+        humantime::format_duration(state.config.suspend_window)
+    );
+    let keys = state
+        .store
+        .list_keys(surety_core::id::PrincipalId::Agent(agent))
+        .await?
+        .into_iter()
+        .filter(|k| k.status == surety_core::key::KeyStatus::Active)
+        .map(|k| k.kid)
+        .collect();
+    let event = NewEvent::new(EventKind::AgentSuspended, Actor::System, agent, now)
+        .agent(agent)
+        .human(a.owner)
+        .details(json!({"from": "active", "to": "suspended", "reason": reason, "trigger": "behaviour", "strikes": strikes}));
+    let change = AgentStatusChange {
+        id: agent,
+        from: AgentStatus::Active,
+        to: AgentStatus::Suspended,
+        reason: Some(reason),
+        keys_to: None,
+        keys,
+        at: now,
+    };
+    match state.store.change_agent_status(&change, &[event]).await {
+        // Another request suspended it first.
+        Ok(()) | Err(surety_store::StoreError::Stale) => {
+            metrics::counter!("surety_behavioural_suspensions_total").increment(1);
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Asks for a decision about an agent's action (native form).

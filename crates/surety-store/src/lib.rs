@@ -223,6 +223,8 @@ pub struct AgentActivity {
     pub at: OffsetDateTime,
     /// Its audit events.
     pub events: Vec<NewEvent>,
+    /// Whether it counts against the agent (an attempt outside its scope).
+    pub strike: bool,
 }
 
 /// What to read to decide whether a token is still active.
@@ -529,6 +531,8 @@ pub trait CredentialStore {
     /// Records agents' activity (the audit events, and each agent's `last_seen_at`), all in
     /// one transaction (group commit).
     async fn record_agent_activity(&self, issued: &[AgentActivity]) -> Result<()>;
+    /// How many strikes `agent` has had since `since`.
+    async fn count_strikes(&self, agent: AgentId, since: OffsetDateTime) -> Result<u64>;
     /// Revokes one token until `expires_at`; `false` if it was already revoked.
     async fn revoke_token(
         &self,

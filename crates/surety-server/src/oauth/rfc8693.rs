@@ -181,6 +181,7 @@ pub(super) async fn exchange(
     let event = token_event(&client, &minted, &claims, now);
     state
         .record_activity(AgentActivity {
+            strike: false,
             agent: client.id,
             at: now,
             events: vec![event],

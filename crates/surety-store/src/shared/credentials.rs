@@ -188,6 +188,13 @@ impl CredentialStore for Backend {
                 .execute(&mut *tx)
                 .await?;
         }
+        for t in issued.iter().filter(|t| t.strike) {
+            sqlx::query("INSERT INTO agent_strikes (agent_id, at) VALUES ($1, $2)")
+                .bind(t.agent.to_string())
+                .bind(DbTime::from(t.at))
+                .execute(&mut *tx)
+                .await?;
+        }
         let events: Vec<NewEvent> = issued
             .iter()
             .flat_map(|t| t.events.iter().cloned())
@@ -195,6 +202,16 @@ impl CredentialStore for Backend {
         insert_events(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn count_strikes(&self, agent: AgentId, since: OffsetDateTime) -> Result<u64> {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM agent_strikes WHERE agent_id = $1 AND at >= $2")
+                .bind(agent.to_string())
+                .bind(DbTime::from(since))
+                .fetch_one(self.writer())
+                .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn revoke_token(

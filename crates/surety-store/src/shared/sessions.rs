@@ -145,6 +145,12 @@ impl ReplayStore for Backend {
                 .await?
                 .rows_affected();
         }
+        // Strikes older than a day count for nothing (windows are at most a day).
+        purged += sqlx::query("DELETE FROM agent_strikes WHERE at <= $1")
+            .bind(DbTime::from(now.0 - time::Duration::days(1)))
+            .execute(self.writer())
+            .await?
+            .rows_affected();
         Ok(purged)
     }
 }

@@ -339,6 +339,7 @@ async fn token_standing_reports_states_watermarks_and_revocations(store: Arc<dyn
     }
     store
         .record_agent_activity(&[surety_store::AgentActivity {
+            strike: true,
             agent: a.id,
             at: t1,
             events: vec![],
@@ -351,6 +352,15 @@ async fn token_standing_reports_states_watermarks_and_revocations(store: Arc<dyn
     assert_eq!(
         store.get_agent(a.id).await.unwrap().unwrap().last_seen_at,
         Some(t1)
+    );
+    // The activity counted as a strike, inside the window only.
+    assert_eq!(store.count_strikes(a.id, t1).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .count_strikes(a.id, t1 + Duration::SECOND)
+            .await
+            .unwrap(),
+        0
     );
     // Revocations are purged once the token would have expired anyway.
     store

@@ -452,3 +452,87 @@ async fn only_registered_resource_servers_with_their_own_key_may_ask() {
         .unwrap();
     expect_error(r, 401, "invalid_dpop_proof").await;
 }
+
+#[tokio::test]
+async fn an_agent_that_keeps_reaching_outside_its_scope_suspends_itself() {
+    let server = TestServer::start_with(Options {
+        config: vec![
+            ("suspend_after_denials", "3".into()),
+            ("suspend_window", "10m".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let d = setup(&server).await;
+    let rs = decisions_token(&server, &d).await;
+    let agent = agent_token(&server, &d).await;
+    // Denials inside the scope (over the limit) do not count; attempts outside it do.
+    for _ in 0..3 {
+        let over = native(
+            &server,
+            &d,
+            &rs,
+            &agent,
+            "payments.transfer",
+            json!({"amount": 9000, "currency": "EUR"}),
+        )
+        .await;
+        assert_eq!(over["decision"], "deny");
+    }
+    assert_eq!(
+        server
+            .admin_client()
+            .get_agent(d.agent.id)
+            .await
+            .unwrap()
+            .status
+            .as_str(),
+        "active"
+    );
+    for _ in 0..2 {
+        native(&server, &d, &rs, &agent, "iam.grant_role", json!({})).await;
+    }
+    assert_eq!(
+        server
+            .admin_client()
+            .get_agent(d.agent.id)
+            .await
+            .unwrap()
+            .status
+            .as_str(),
+        "active"
+    );
+    native(&server, &d, &rs, &agent, "iam.grant_role", json!({})).await;
+    let suspended = server.admin_client().get_agent(d.agent.id).await.unwrap();
+    assert_eq!(suspended.status.as_str(), "suspended");
+    assert!(
+        suspended
+            .status_reason
+            .unwrap()
+            .contains("outside its scope")
+    );
+    // Its tokens are dead at once; the audit log says why, naming the owner.
+    let read = native(&server, &d, &rs, &agent, "crm.read_customer", json!({})).await;
+    assert_eq!(read["decision"], "deny");
+    let events = server
+        .admin_client()
+        .list_audit(&surety_api::admin::AuditQuery {
+            kind: Some("agent.suspended".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.items.len(), 1);
+    assert_eq!(events.items[0].details["trigger"], "behaviour");
+    assert_eq!(
+        events.items[0].human,
+        Some(server.admin.id),
+        "the owner is told"
+    );
+    // Reinstating is the owner's decision.
+    server
+        .admin_client()
+        .agent_action(d.agent.id, "reinstate", None)
+        .await
+        .unwrap();
+}

@@ -1,0 +1,7 @@
+-- Out-of-scope attempts by agents, counted over a sliding window to suspend misbehaving
+-- agents (PostgreSQL).
+CREATE TABLE agent_strikes (
+    agent_id TEXT NOT NULL REFERENCES agents (id),
+    at       TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX agent_strikes_agent_idx ON agent_strikes (agent_id, at);
