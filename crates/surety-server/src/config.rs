@@ -157,7 +157,7 @@ pub const KEYS: &[KeySpec] = &[
         name: "key_refresh_interval",
         kind: KeyKind::Duration,
         default: "10s",
-        doc: "How often a node re-reads the signing keys, so a rotation made on another node takes effect here.",
+        doc: "How often a node re-reads the signing keys and the policy set in force, so a rotation or a policy change made on another node takes effect here.",
     },
     KeySpec {
         name: "org_domains",

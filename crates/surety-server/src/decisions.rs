@@ -73,7 +73,14 @@ fn refusal(reason: &str, version: u64) -> Decision {
 
 async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Result<Decided> {
     let now = state.clock.now();
-    let engine = state.policies.current();
+    let engine = state
+        .policies
+        .fresh(
+            state.store.as_ref(),
+            now,
+            crate::auth::to_time(state.config.key_refresh_interval),
+        )
+        .await?;
     let token = match verify_active(state, asked.token).await {
         Ok(t) => Some(t),
         Err(Inactive::Because(_)) => None,

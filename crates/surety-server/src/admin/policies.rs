@@ -25,9 +25,13 @@ use crate::extract::{Json, Path, Query};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-/// The policy engine in force on this node, replaced whole when a new set is applied.
+/// The policy engine in force on this node, replaced whole when a new set is applied — here,
+/// or on another node (seen within `key_refresh_interval`).
 #[derive(Debug)]
-pub struct Policies(RwLock<Arc<Engine>>);
+pub struct Policies {
+    engine: RwLock<Arc<Engine>>,
+    checked_at: std::sync::Mutex<Option<time::OffsetDateTime>>,
+}
 
 impl Policies {
     /// Loads the newest applied set, or the shipped default if none was ever applied. A
@@ -39,12 +43,48 @@ impl Policies {
                 .map_err(|e| PolicyLoadError::Invalid(set.version, e))?,
             None => Engine::shipped().map_err(|e| PolicyLoadError::Invalid(0, e))?,
         };
-        Ok(Self(RwLock::new(Arc::new(engine))))
+        Ok(Self {
+            engine: RwLock::new(Arc::new(engine)),
+            checked_at: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The engine in force, after checking (at most every `every`) whether another node
+    /// applied a newer set.
+    pub async fn fresh(
+        &self,
+        store: &dyn Store,
+        now: time::OffsetDateTime,
+        every: time::Duration,
+    ) -> std::result::Result<Arc<Engine>, ApiError> {
+        let due = {
+            let mut checked = match self.checked_at.lock() {
+                Ok(c) => c,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let due = checked.is_none_or(|at| now - at >= every);
+            if due {
+                *checked = Some(now);
+            }
+            due
+        };
+        if due
+            && let Some(set) = store.current_policy_set().await?
+            && set.version > self.current().version()
+        {
+            match Engine::new(&set.catalog, &set.policies, set.version) {
+                Ok(engine) => self.replace(engine),
+                Err(e) => {
+                    tracing::error!(version = set.version, error = %e, "the newest policy set does not load here; keeping the one in force")
+                }
+            }
+        }
+        Ok(self.current())
     }
 
     /// The engine in force.
     pub fn current(&self) -> Arc<Engine> {
-        match self.0.read() {
+        match self.engine.read() {
             Ok(e) => e.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
@@ -53,7 +93,7 @@ impl Policies {
     /// Puts `engine` in force unless a newer version already is (two applies racing on one
     /// node must end with the newest).
     fn replace(&self, engine: Engine) {
-        let mut current = match self.0.write() {
+        let mut current = match self.engine.write() {
             Ok(e) => e,
             Err(poisoned) => poisoned.into_inner(),
         };

@@ -186,3 +186,47 @@ async fn only_admins_change_policies() {
         0
     );
 }
+
+#[tokio::test]
+async fn another_node_picks_up_a_new_set_without_restarting() {
+    let server = TestServer::start().await;
+    let other = surety_server::AppState::new(
+        server.state.config.as_ref().clone(),
+        server.store().clone(),
+        server.state.clock.clone(),
+    )
+    .await
+    .unwrap();
+    server
+        .admin_client()
+        .apply_policies(&set(NARROW))
+        .await
+        .unwrap();
+    assert_eq!(other.policies.current().version(), 0, "not seen yet");
+    let now = server.now();
+    let every = time::Duration::seconds(10);
+    let fresh = other
+        .policies
+        .fresh(other.store.as_ref(), now, every)
+        .await
+        .unwrap();
+    assert_eq!(fresh.version(), 1);
+    // Within the interval it does not ask again.
+    server.admin_client().rollback_policies(0).await.unwrap();
+    let again = other
+        .policies
+        .fresh(
+            other.store.as_ref(),
+            now + time::Duration::seconds(1),
+            every,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.version(), 1);
+    let later = other
+        .policies
+        .fresh(other.store.as_ref(), now + every, every)
+        .await
+        .unwrap();
+    assert_eq!(later.version(), 2);
+}
