@@ -28,7 +28,7 @@ for _ in $(seq 1 100); do curl -fs "$base/readyz" >/dev/null 2>&1 && break; slee
 export SURETY_PROFILE="$work/data/admin-profile.toml"
 "$bin" agent keygen --out "$work/agent.jwk" >/dev/null 2>&1
 agent=$("$bin" agent register bench-agent --public-key "$work/agent.jwk")
-grant=$("$bin" grant create --agent "$agent" --scope crm.read --resource https://crm.example --expires 1h 2>/dev/null)
+grant=$("$bin" grant create --agent "$agent" --scope crm.read_customer --resource https://crm.example --expires 1h 2>/dev/null)
 "$bin" agent keygen --out "$work/rs.jwk" >/dev/null 2>&1
 rs=$("$bin" resource add --audience https://crm.example --public-key "$work/rs.jwk")
 token=$("$bin" token --server "$base" --key "$work/agent.jwk" --agent "$agent" --grant "$grant" \
@@ -39,6 +39,9 @@ echo "== crypto baseline"
 echo "== token exchange ($concurrency in flight, $duration)"
 "$bin" bench token-exchange --server "$base" --client-id "$agent" --key "$work/agent.jwk" \
   --grant "$grant" --concurrency "$concurrency" --duration "$duration"
+echo "== decisions, AuthZEN ($concurrency in flight, $duration)"
+"$bin" bench decide --server "$base" --client-id "$rs" --key "$work/rs.jwk" --audience https://crm.example \
+  --token "$token" --agent "$agent" --action crm.read_customer --concurrency "$concurrency" --duration "$duration"
 echo "== introspection ($concurrency in flight, $duration)"
 "$bin" bench introspect --server "$base" --client-id "$rs" --key "$work/rs.jwk" --token "$token" \
   --concurrency "$concurrency" --duration "$duration"

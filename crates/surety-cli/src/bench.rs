@@ -28,6 +28,9 @@ pub enum BenchCommand {
     TokenExchange(TokenLoad),
     /// Load an introspection endpoint with one token (fresh client assertion per request).
     Introspect(IntrospectLoad),
+    /// Load the OpenID AuthZEN evaluation endpoint as a resource server asking about one
+    /// agent token (a fresh DPoP proof per request).
+    Decide(DecideLoad),
     /// Ed25519 and ES256 signatures and verifications per second on this machine.
     Crypto {
         /// How long to measure each operation.
@@ -87,6 +90,27 @@ pub struct IntrospectLoad {
     token: String,
 }
 
+#[derive(Debug, Args)]
+pub struct DecideLoad {
+    #[command(flatten)]
+    load: Load,
+    /// A Surety server.
+    #[arg(long)]
+    server: String,
+    /// The resource server's audience.
+    #[arg(long)]
+    audience: String,
+    /// The agent's access token to ask about.
+    #[arg(long)]
+    token: String,
+    /// The agent (`agt_…`, the token's `act.sub`).
+    #[arg(long)]
+    agent: String,
+    /// The action to ask about.
+    #[arg(long, default_value = "crm.read_customer")]
+    action: String,
+}
+
 fn parse_param(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -120,12 +144,22 @@ struct Tally {
     errors: BTreeMap<String, usize>,
 }
 
+/// A request to repeat: a form with a client assertion (token, introspection), or an
+/// AuthZEN evaluation with a DPoP-bound `decisions` token.
+enum Call {
+    Form(Vec<(String, String)>),
+    Evaluation {
+        token: String,
+        body: serde_json::Value,
+    },
+}
+
 struct Target {
+    call: Call,
     endpoint: String,
     audience: String,
     client_id: String,
     key: PrivateJwk,
-    params: Vec<(String, String)>,
     dpop: bool,
     /// Introspection: a 200 counts only if it says `"active": true`.
     expect_active: bool,
@@ -135,6 +169,32 @@ struct Target {
 impl Target {
     async fn once(&self, http: &reqwest::Client) -> Result<(), String> {
         let now = OffsetDateTime::now_utc();
+        if let Call::Evaluation { token, body } = &self.call {
+            let proof = rfc9449::create(&self.key, "POST", &self.endpoint, Some(token), None, now)
+                .map_err(|e| e.to_string())?;
+            let response = http
+                .post(&self.endpoint)
+                .header("Authorization", format!("DPoP {token}"))
+                .header("DPoP", proof)
+                .json(body)
+                .send()
+                .await
+                .map_err(|e| format!("transport: {e}"))?;
+            let status = response.status();
+            let answer: serde_json::Value = response.json().await.unwrap_or_default();
+            return if status.is_success() && answer["decision"].is_boolean() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} {}",
+                    status.as_u16(),
+                    answer["error"].as_str().unwrap_or("-")
+                ))
+            };
+        }
+        let Call::Form(params) = &self.call else {
+            return Err("unsupported call".into());
+        };
         let assertion = rfc7523::create(
             &self.key,
             &self.client_id,
@@ -144,8 +204,7 @@ impl Target {
             now,
         )
         .map_err(|e| e.to_string())?;
-        let mut form: Vec<(&str, &str)> = self
-            .params
+        let mut form: Vec<(&str, &str)> = params
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
@@ -369,7 +428,35 @@ pub async fn run(g: &Globals, cmd: BenchCommand) -> anyhow::Result<()> {
                 audience,
                 client_id: args.load.client_id.clone(),
                 key: keyfile::read(&args.load.key)?,
-                params,
+                call: Call::Form(params),
+                dpop: true,
+                expect_active: false,
+                nonce: Mutex::new(None),
+            };
+            let report = run_load(target, &args.load).await?;
+            print_report(g, &report)
+        }
+        BenchCommand::Decide(args) => {
+            let base = args.server.trim_end_matches('/');
+            let id: surety_core::id::ResourceServerId = args.load.client_id.parse()?;
+            let verifier = surety_sdk::ResourceVerifier::new(
+                base,
+                &args.audience,
+                id,
+                keyfile::read(&args.load.key)?,
+            )?;
+            let token = verifier.decisions_token().await?;
+            let body = serde_json::json!({
+                "subject": {"type": "agent", "id": args.agent, "properties": {"token": args.token}},
+                "action": {"name": args.action},
+                "resource": {"type": "Resource", "id": "bench"},
+            });
+            let target = Target {
+                endpoint: format!("{base}/access/v1/evaluation"),
+                audience: base.to_owned(),
+                client_id: args.load.client_id.clone(),
+                key: keyfile::read(&args.load.key)?,
+                call: Call::Evaluation { token, body },
                 dpop: true,
                 expect_active: false,
                 nonce: Mutex::new(None),
@@ -384,7 +471,7 @@ pub async fn run(g: &Globals, cmd: BenchCommand) -> anyhow::Result<()> {
                 audience: base.to_owned(),
                 client_id: args.load.client_id.clone(),
                 key: keyfile::read(&args.load.key)?,
-                params: vec![("token".into(), args.token.clone())],
+                call: Call::Form(vec![("token".into(), args.token.clone())]),
                 dpop: false,
                 expect_active: true,
                 nonce: Mutex::new(None),

@@ -228,7 +228,7 @@ impl ResourceVerifier {
 impl ResourceVerifier {
     /// A `decisions` token for this resource server (RFC 6749 §4.4 client credentials with
     /// `private_key_jwt` and DPoP), kept until 30 s before it expires.
-    async fn decisions_token(&self) -> Result<String, ClientError> {
+    pub async fn decisions_token(&self) -> Result<String, ClientError> {
         if let Some((token, renew_at)) = &self.state.lock().await.decisions
             && Instant::now() < *renew_at
         {
