@@ -178,6 +178,12 @@ pub const KEYS: &[KeySpec] = &[
         doc: "The sliding window of `suspend_after_denials` (at most 1d).",
     },
     KeySpec {
+        name: "suspend_above_rate",
+        kind: KeyKind::Integer,
+        default: "0",
+        doc: "An agent asking for more decisions than this within a minute is suspended at once (a rate spike). 0 turns this off; set it above what your busiest agent legitimately does.",
+    },
+    KeySpec {
         name: "enrollment_code_ttl",
         kind: KeyKind::Duration,
         default: "15m",
@@ -284,6 +290,8 @@ pub struct Config {
     /// See [`KEYS`].
     #[serde(with = "human_duration")]
     pub suspend_window: Duration,
+    /// See [`KEYS`].
+    pub suspend_above_rate: u32,
     /// See [`KEYS`].
     #[serde(with = "human_duration")]
     pub enrollment_code_ttl: Duration,

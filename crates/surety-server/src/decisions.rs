@@ -81,9 +81,15 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
             crate::auth::to_time(state.config.key_refresh_interval),
         )
         .await?;
+    let mut misused = None;
     let token = match verify_active(state, asked.token).await {
         Ok(t) => Some(t),
         Err(Inactive::Because(_)) => None,
+        // A withdrawn credential, still in use: refused, and the agent is suspended.
+        Err(Inactive::Revoked { agent, why }) => {
+            misused = Some((agent, why));
+            None
+        }
         Err(Inactive::Error(e)) => return Err(e),
     };
     let decision_and_agent = match &token {
@@ -195,30 +201,62 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
         }));
     if let Some(t) = token {
         event = event.agent(t.chain[0]).human(t.principal);
+    } else if let Some((agent, _)) = &misused {
+        event = event.agent(*agent);
     }
     let id = event.id.to_string();
     metrics::counter!("surety_decisions_total", "decision" => outcome_name(decision.outcome))
         .increment(1);
-    // An attempt outside the token's scope counts against the agent.
+    // An attempt outside the token's scope is a strike.
     let strike = request
         .as_ref()
         .is_some_and(|r| !r.scope.iter().any(|s| s == &r.action));
     // Durable before the answer: an allow is never sent for an unrecorded decision.
     match token {
         Some(t) => {
+            let agent = t.chain[0];
             state
                 .record_activity(AgentActivity {
-                    agent: t.chain[0],
+                    agent,
                     at: now,
                     events: vec![event],
                     strike,
                 })
                 .await?;
             if strike {
-                suspend_if_misbehaving(state, t.chain[0], now).await?;
+                let since = now - crate::auth::to_time(state.config.suspend_window);
+                let strikes = state.store.count_strikes(agent, since).await?;
+                let limit = state.config.suspend_after_denials;
+                if limit > 0 && strikes >= u64::from(limit) {
+                    let window = humantime::format_duration(state.config.suspend_window);
+                    let why = format!("{strikes} attempts outside its scope within {window}");
+                    suspend(state, agent, why, "out_of_scope", now).await?;
+                }
+            }
+            let rate = state.config.suspend_above_rate;
+            if rate > 0 {
+                let since = now - time::Duration::minutes(1);
+                let recent = state
+                    .store
+                    .count_agent_events(agent, EventKind::DecisionMade, since)
+                    .await?;
+                if recent > u64::from(rate) {
+                    let why = format!("{recent} decisions within a minute (limit {rate})");
+                    suspend(state, agent, why, "rate", now).await?;
+                }
             }
         }
         None => state.store.append_events(&[event]).await?,
+    }
+    if let Some((agent, why)) = misused {
+        suspend(
+            state,
+            agent,
+            format!("used a withdrawn credential: {why}"),
+            "revoked_credential",
+            now,
+        )
+        .await?;
     }
     Ok(Decided {
         decision,
@@ -227,58 +265,41 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
     })
 }
 
-/// Suspends `agent` if it has made `suspend_after_denials` out-of-scope attempts within
-/// `suspend_window`: its tokens die at once, and the audit event (which names its owner)
-/// says why. Reinstating it is its owner's decision.
-async fn suspend_if_misbehaving(
+/// Suspends `agent` for misbehaviour (`trigger`: `out_of_scope`, `rate`,
+/// `revoked_credential`) if it is active: its tokens die at once, and the audit event (which
+/// names its owner) says why. Reinstating it is its owner's decision.
+async fn suspend(
     state: &AppState,
     agent: AgentId,
+    reason: String,
+    trigger: &str,
     now: time::OffsetDateTime,
 ) -> Result<()> {
-    let limit = state.config.suspend_after_denials;
-    if limit == 0 {
-        return Ok(());
-    }
-    let since = now - crate::auth::to_time(state.config.suspend_window);
-    let strikes = state.store.count_strikes(agent, since).await?;
-    if strikes < u64::from(limit) {
-        return Ok(());
-    }
     let Some(a) = state.store.get_agent(agent).await? else {
         return Ok(());
     };
     if a.status != AgentStatus::Active {
         return Ok(());
     }
-    let reason = format!(
-        "{strikes} attempts outside its scope within {}",
-        humantime::format_duration(state.config.suspend_window)
-    );
-    let keys = state
-        .store
-        .list_keys(surety_core::id::PrincipalId::Agent(agent))
-        .await?
-        .into_iter()
-        .filter(|k| k.status == surety_core::key::KeyStatus::Active)
-        .map(|k| k.kid)
-        .collect();
     let event = NewEvent::new(EventKind::AgentSuspended, Actor::System, agent, now)
         .agent(agent)
         .human(a.owner)
-        .details(json!({"from": "active", "to": "suspended", "reason": reason, "trigger": "behaviour", "strikes": strikes}));
+        .details(
+            json!({"from": "active", "to": "suspended", "reason": reason, "trigger": trigger}),
+        );
     let change = AgentStatusChange {
         id: agent,
         from: AgentStatus::Active,
         to: AgentStatus::Suspended,
         reason: Some(reason),
         keys_to: None,
-        keys,
+        keys: Vec::new(),
         at: now,
     };
     match state.store.change_agent_status(&change, &[event]).await {
         // Another request suspended it first.
         Ok(()) | Err(surety_store::StoreError::Stale) => {
-            metrics::counter!("surety_behavioural_suspensions_total").increment(1);
+            metrics::counter!("surety_behavioural_suspensions_total", "trigger" => trigger.to_owned()).increment(1);
             Ok(())
         }
         Err(e) => Err(e.into()),

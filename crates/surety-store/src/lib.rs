@@ -531,6 +531,13 @@ pub trait CredentialStore {
     /// Records agents' activity (the audit events, and each agent's `last_seen_at`), all in
     /// one transaction (group commit).
     async fn record_agent_activity(&self, issued: &[AgentActivity]) -> Result<()>;
+    /// How many events of `kind` concerning `agent` were recorded since `since`.
+    async fn count_agent_events(
+        &self,
+        agent: AgentId,
+        kind: surety_core::audit::EventKind,
+        since: OffsetDateTime,
+    ) -> Result<u64>;
     /// How many strikes `agent` has had since `since`.
     async fn count_strikes(&self, agent: AgentId, since: OffsetDateTime) -> Result<u64>;
     /// Revokes one token until `expires_at`; `false` if it was already revoked.

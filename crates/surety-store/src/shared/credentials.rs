@@ -204,6 +204,23 @@ impl CredentialStore for Backend {
         Ok(())
     }
 
+    async fn count_agent_events(
+        &self,
+        agent: AgentId,
+        kind: surety_core::audit::EventKind,
+        since: OffsetDateTime,
+    ) -> Result<u64> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM audit_events WHERE agent_id = $1 AND kind = $2 AND time >= $3",
+        )
+        .bind(agent.to_string())
+        .bind(kind.as_str())
+        .bind(DbTime::from(since))
+        .fetch_one(self.writer())
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn count_strikes(&self, agent: AgentId, since: OffsetDateTime) -> Result<u64> {
         let (n,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM agent_strikes WHERE agent_id = $1 AND at >= $2")

@@ -523,7 +523,7 @@ async fn an_agent_that_keeps_reaching_outside_its_scope_suspends_itself() {
         .await
         .unwrap();
     assert_eq!(events.items.len(), 1);
-    assert_eq!(events.items[0].details["trigger"], "behaviour");
+    assert_eq!(events.items[0].details["trigger"], "out_of_scope");
     assert_eq!(
         events.items[0].human,
         Some(server.admin.id),
@@ -535,4 +535,71 @@ async fn an_agent_that_keeps_reaching_outside_its_scope_suspends_itself() {
         .agent_action(d.agent.id, "reinstate", None)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn using_a_revoked_token_or_spiking_suspends_the_agent() {
+    let server = TestServer::start_with(Options {
+        config: vec![("suspend_above_rate", "4".into())],
+        ..Options::default()
+    })
+    .await;
+    let d = setup(&server).await;
+    let rs = decisions_token(&server, &d).await;
+    // A revoked token, still in use.
+    let agent = agent_token(&server, &d).await;
+    let r = http()
+        .post(server.url("/oauth2/revoke"))
+        .form(&[
+            ("token", agent.clone()),
+            (
+                "client_assertion_type",
+                CLIENT_ASSERTION_TYPE_JWT_BEARER.into(),
+            ),
+            (
+                "client_assertion",
+                server.client_assertion(&d.key, &d.agent.id.to_string()),
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let refused = native(&server, &d, &rs, &agent, "crm.read_customer", json!({})).await;
+    assert_eq!(refused["decision"], "deny");
+    let admin = server.admin_client();
+    let a = admin.get_agent(d.agent.id).await.unwrap();
+    assert_eq!(a.status.as_str(), "suspended");
+    assert!(a.status_reason.unwrap().contains("withdrawn credential"));
+    admin
+        .agent_action(d.agent.id, "reinstate", None)
+        .await
+        .unwrap();
+    // A spike: more than 4 decisions about it within a minute (the refused one counts).
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let fresh = agent_token(&server, &d).await;
+    for _ in 0..3 {
+        let ok = native(&server, &d, &rs, &fresh, "crm.read_customer", json!({})).await;
+        assert_eq!(ok["decision"], "allow");
+    }
+    assert_eq!(
+        admin.get_agent(d.agent.id).await.unwrap().status.as_str(),
+        "active"
+    );
+    native(&server, &d, &rs, &fresh, "crm.read_customer", json!({})).await;
+    let a = admin.get_agent(d.agent.id).await.unwrap();
+    assert_eq!(a.status.as_str(), "suspended");
+    let events = admin
+        .list_audit(&surety_api::admin::AuditQuery {
+            kind: Some("agent.suspended".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let triggers: Vec<&str> = events
+        .items
+        .iter()
+        .map(|e| e.details["trigger"].as_str().unwrap())
+        .collect();
+    assert_eq!(triggers, ["rate", "revoked_credential"]);
 }
