@@ -179,7 +179,7 @@ pub async fn run(g: &Globals, cmd: PolicyCommand) -> anyhow::Result<()> {
                 return output::json(&report);
             }
             say!(
-                "replayed {} decisions ({} refused before any policy ran were skipped): {} would change",
+                "replayed {} decisions ({} skipped: refused before any policy ran, or unreadable): {} would change",
                 report.replayed,
                 report.skipped,
                 report.changes.len()
@@ -274,7 +274,12 @@ async fn what_if(
                 report.skipped += 1;
                 continue;
             };
-            let request: surety_policy::DecisionRequest = serde_json::from_value(request.clone())?;
+            let Ok(request) =
+                serde_json::from_value::<surety_policy::DecisionRequest>(request.clone())
+            else {
+                report.skipped += 1;
+                continue;
+            };
             report.replayed += 1;
             let was = e.details["decision"]
                 .as_str()

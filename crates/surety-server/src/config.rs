@@ -184,6 +184,12 @@ pub const KEYS: &[KeySpec] = &[
         doc: "An agent asking for more decisions than this within a minute is suspended at once (a rate spike). 0 turns this off; set it above what your busiest agent legitimately does.",
     },
     KeySpec {
+        name: "authzen_reason_admin",
+        kind: KeyKind::Bool,
+        default: "false",
+        doc: "Include `reason_admin` (the decision's reasons, determining policies and policy version) in AuthZEN answers. Off by default: policy internals are not shared with resource servers.",
+    },
+    KeySpec {
         name: "enrollment_code_ttl",
         kind: KeyKind::Duration,
         default: "15m",
@@ -292,6 +298,8 @@ pub struct Config {
     pub suspend_window: Duration,
     /// See [`KEYS`].
     pub suspend_above_rate: u32,
+    /// See [`KEYS`].
+    pub authzen_reason_admin: bool,
     /// See [`KEYS`].
     #[serde(with = "human_duration")]
     pub enrollment_code_ttl: Duration,

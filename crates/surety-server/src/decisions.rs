@@ -81,15 +81,9 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
             crate::auth::to_time(state.config.key_refresh_interval),
         )
         .await?;
-    let mut misused = None;
     let token = match verify_active(state, asked.token).await {
         Ok(t) => Some(t),
         Err(Inactive::Because(_)) => None,
-        // A withdrawn credential, still in use: refused, and the agent is suspended.
-        Err(Inactive::Revoked { agent, why }) => {
-            misused = Some((agent, why));
-            None
-        }
         Err(Inactive::Error(e)) => return Err(e),
     };
     let decision_and_agent = match &token {
@@ -199,18 +193,19 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
             // Everything the policies saw, so that `surety policy test` can replay it.
             "request": request,
         }));
-    if let Some(t) = token {
+    // Only evaluated decisions are filed under the agent (and so count towards its rate):
+    // a refusal of a token meant for another audience says nothing about the agent.
+    if let (Some(t), Some(_)) = (token, &request) {
         event = event.agent(t.chain[0]).human(t.principal);
-    } else if let Some((agent, _)) = &misused {
-        event = event.agent(*agent);
     }
     let id = event.id.to_string();
     metrics::counter!("surety_decisions_total", "decision" => outcome_name(decision.outcome))
         .increment(1);
-    // An attempt outside the token's scope is a strike.
-    let strike = request
-        .as_ref()
-        .is_some_and(|r| !r.scope.iter().any(|s| s == &r.action));
+    // A denied attempt outside the token's scope is a strike.
+    let strike = decision.outcome == Outcome::Deny
+        && request
+            .as_ref()
+            .is_some_and(|r| !r.scope.iter().any(|s| s == &r.action));
     // Durable before the answer: an allow is never sent for an unrecorded decision.
     match token {
         Some(t) => {
@@ -234,7 +229,7 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
                 }
             }
             let rate = state.config.suspend_above_rate;
-            if rate > 0 {
+            if rate > 0 && request.is_some() {
                 let since = now - time::Duration::minutes(1);
                 let recent = state
                     .store
@@ -248,16 +243,6 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
         }
         None => state.store.append_events(&[event]).await?,
     }
-    if let Some((agent, why)) = misused {
-        suspend(
-            state,
-            agent,
-            format!("used a withdrawn credential: {why}"),
-            "revoked_credential",
-            now,
-        )
-        .await?;
-    }
     Ok(Decided {
         decision,
         id,
@@ -265,8 +250,7 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
     })
 }
 
-/// Suspends `agent` for misbehaviour (`trigger`: `out_of_scope`, `rate`,
-/// `revoked_credential`) if it is active: its tokens die at once, and the audit event (which
+/// Suspends `agent` for misbehaviour (`trigger`: `out_of_scope` or `rate`) if it is active: its tokens die at once, and the audit event (which
 /// names its owner) says why. Reinstating it is its owner's decision.
 async fn suspend(
     state: &AppState,
@@ -337,16 +321,19 @@ pub async fn native(
     }))
 }
 
-fn authzen_answer(d: Decided) -> EvaluationResponse {
-    let mut context = json!({
-        "id": d.id,
-        "reason_admin": {
+/// The AuthZEN answer. The context names the decision (`id`, for the audit log) and, for a
+/// step-up, what to approve; why — reasons, policies, version — only when
+/// `authzen_reason_admin` is on (policy internals are not shared by default).
+fn authzen_answer(d: Decided, reasons: bool) -> EvaluationResponse {
+    let mut context = json!({ "id": d.id });
+    if reasons {
+        context["reason_admin"] = json!({
             "decision": outcome_name(d.decision.outcome),
             "reasons": d.decision.reasons,
             "policy_ids": d.decision.policy_ids,
             "policy_version": d.decision.version,
-        },
-    });
+        });
+    }
     if let Some(step_up) = d.step_up {
         context["step_up"] = json!(step_up);
     }
@@ -378,7 +365,10 @@ async fn evaluate_one(
         resource_id: &r.resource.id,
         arguments: r.context.get("arguments").unwrap_or(&null),
     };
-    Ok(authzen_answer(decide(state, rs, &asked).await?))
+    Ok(authzen_answer(
+        decide(state, rs, &asked).await?,
+        state.config.authzen_reason_admin,
+    ))
 }
 
 /// OpenID AuthZEN Authorization API 1.0 — Access Evaluation.
@@ -447,7 +437,18 @@ pub async fn evaluations(
                 .or_else(|| body.context.clone())
                 .unwrap_or(Value::Null),
         };
-        let answer = evaluate_one(&state, &rs, &request).await?;
+        // A malformed entry answers for itself (`decision: false` with the error) instead of
+        // failing the batch; only a server failure fails it.
+        let answer = match evaluate_one(&state, &rs, &request).await {
+            Ok(a) => a,
+            Err(e) if e.status().is_client_error() => EvaluationResponse {
+                decision: false,
+                context: Some(
+                    json!({"error": {"status": e.status().as_u16(), "code": e.code(), "message": e.description()}}),
+                ),
+            },
+            Err(e) => return Err(e),
+        };
         let decision = answer.decision;
         answers.push(answer);
         if (semantic == "deny_on_first_deny" && !decision)

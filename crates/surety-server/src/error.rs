@@ -187,6 +187,12 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.code
     }
+
+    /// The readable description.
+    #[must_use]
+    pub fn description(&self) -> &str {
+        &self.description
+    }
 }
 
 /// A description fit for a quoted-string in a header: printable ASCII without `"` or `\`

@@ -50,7 +50,7 @@ async fn answer(state: &AppState, form: &Form) -> Result<Value, ApiError> {
     let inactive = json!({ "active": false });
     let active = match verify_active(state, token).await {
         Ok(t) => t,
-        Err(Inactive::Because(why) | Inactive::Revoked { why, .. }) => {
+        Err(Inactive::Because(why)) => {
             tracing::debug!(client = %rs.id, reason = %why, "introspection: inactive token");
             metrics::counter!("surety_introspections_total", "active" => "false").increment(1);
             return Ok(inactive);

@@ -142,6 +142,11 @@ impl AgentStore for Backend {
                 .await?;
             let owner: HumanId = owner.parse().map_err(StoreError::corrupt)?;
             lock_active_human(&mut tx, owner, "owner").await?;
+            // A reinstated agent starts with a clean slate.
+            sqlx::query("DELETE FROM agent_strikes WHERE agent_id = $1")
+                .bind(change.id.to_string())
+                .execute(&mut *tx)
+                .await?;
         }
         if let Some(keys_to) = change.keys_to {
             // Revoking takes every key not yet revoked; retiring takes the active ones.

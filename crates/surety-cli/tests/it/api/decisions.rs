@@ -230,8 +230,11 @@ async fn authzen_s6_evaluation_and_batch_semantics() {
     .await;
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["decision"], false);
-    assert_eq!(body["context"]["reason_admin"]["decision"], "step_up");
     assert!(body["context"]["step_up"]["binding_message"].is_string());
+    assert!(
+        body["context"].get("reason_admin").is_none(),
+        "policy internals are not shared by default"
+    );
     // Batches: defaults overridden per entry; the semantics cut the answers short.
     let batch = |semantic: &str| {
         json!({
@@ -538,7 +541,7 @@ async fn an_agent_that_keeps_reaching_outside_its_scope_suspends_itself() {
 }
 
 #[tokio::test]
-async fn using_a_revoked_token_or_spiking_suspends_the_agent() {
+async fn a_decision_rate_spike_suspends_the_agent() {
     let server = TestServer::start_with(Options {
         config: vec![("suspend_above_rate", "4".into())],
         ..Options::default()
@@ -546,7 +549,8 @@ async fn using_a_revoked_token_or_spiking_suspends_the_agent() {
     .await;
     let d = setup(&server).await;
     let rs = decisions_token(&server, &d).await;
-    // A revoked token, still in use.
+    let admin = server.admin_client();
+    // A revoked token is refused (and, not being evaluated, does not count).
     let agent = agent_token(&server, &d).await;
     let r = http()
         .post(server.url("/oauth2/revoke"))
@@ -567,18 +571,8 @@ async fn using_a_revoked_token_or_spiking_suspends_the_agent() {
     assert_eq!(r.status(), 200);
     let refused = native(&server, &d, &rs, &agent, "crm.read_customer", json!({})).await;
     assert_eq!(refused["decision"], "deny");
-    let admin = server.admin_client();
-    let a = admin.get_agent(d.agent.id).await.unwrap();
-    assert_eq!(a.status.as_str(), "suspended");
-    assert!(a.status_reason.unwrap().contains("withdrawn credential"));
-    admin
-        .agent_action(d.agent.id, "reinstate", None)
-        .await
-        .unwrap();
-    // A spike: more than 4 decisions about it within a minute (the refused one counts).
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let fresh = agent_token(&server, &d).await;
-    for _ in 0..3 {
+    for _ in 0..4 {
         let ok = native(&server, &d, &rs, &fresh, "crm.read_customer", json!({})).await;
         assert_eq!(ok["decision"], "allow");
     }
@@ -589,6 +583,7 @@ async fn using_a_revoked_token_or_spiking_suspends_the_agent() {
     native(&server, &d, &rs, &fresh, "crm.read_customer", json!({})).await;
     let a = admin.get_agent(d.agent.id).await.unwrap();
     assert_eq!(a.status.as_str(), "suspended");
+    assert!(a.status_reason.unwrap().contains("within a minute"));
     let events = admin
         .list_audit(&surety_api::admin::AuditQuery {
             kind: Some("agent.suspended".into()),
@@ -596,10 +591,5 @@ async fn using_a_revoked_token_or_spiking_suspends_the_agent() {
         })
         .await
         .unwrap();
-    let triggers: Vec<&str> = events
-        .items
-        .iter()
-        .map(|e| e.details["trigger"].as_str().unwrap())
-        .collect();
-    assert_eq!(triggers, ["rate", "revoked_credential"]);
+    assert_eq!(events.items[0].details["trigger"], "rate");
 }
