@@ -81,9 +81,14 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
             crate::auth::to_time(state.config.key_refresh_interval),
         )
         .await?;
+    let mut misused = None;
     let token = match verify_active(state, asked.token).await {
         Ok(t) => Some(t),
         Err(Inactive::Because(_)) => None,
+        Err(Inactive::Withdrawn(w)) => {
+            misused = misuse(rs, w, now);
+            None
+        }
         Err(Inactive::Error(e)) => return Err(e),
     };
     let decision_and_agent = match &token {
@@ -243,6 +248,9 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
         }
         None => state.store.append_events(&[event]).await?,
     }
+    if let Some((agent, why)) = misused {
+        suspend(state, agent, why, "withdrawn_credential", now).await?;
+    }
     Ok(Decided {
         decision,
         id,
@@ -250,7 +258,31 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
     })
 }
 
-/// Suspends `agent` for misbehaviour (`trigger`: `out_of_scope` or `rate`) if it is active: its tokens die at once, and the audit event (which
+/// How long after a token or key is revoked its holder may still present it without it
+/// counting as misuse: requests already in flight, caches being refreshed.
+const WITHDRAWAL_GRACE: time::Duration = time::Duration::minutes(1);
+
+/// Whether presenting a withdrawn credential is misuse that suspends its holder: it was
+/// presented to the resource server it was issued for (so another resource server cannot
+/// provoke it), well after the revocation (not a request in flight), and the revocation came
+/// after the holder's last status change (an owner who reinstated the agent since has
+/// already dealt with it).
+fn misuse(
+    rs: &ResourceServer,
+    w: crate::oauth::access_token::Withdrawn,
+    now: time::OffsetDateTime,
+) -> Option<(AgentId, String)> {
+    let reviewed = w.agent_changed_at.is_some_and(|at| at >= w.revoked_at);
+    (w.audience == rs.audience && now - w.revoked_at >= WITHDRAWAL_GRACE && !reviewed).then(|| {
+        (
+            w.agent,
+            format!("presented a withdrawn credential: {}", w.why),
+        )
+    })
+}
+
+/// Suspends `agent` for misbehaviour (`trigger`: `out_of_scope`, `rate` or
+/// `withdrawn_credential`) if it is active: its tokens die at once, and the audit event (which
 /// names its owner) says why. Reinstating it is its owner's decision.
 async fn suspend(
     state: &AppState,

@@ -264,10 +264,10 @@ pub struct TokenStanding {
     pub principal: Option<(HumanStatus, Option<OffsetDateTime>)>,
     /// Each agent found, with its state and revocation watermark.
     pub agents: Vec<(AgentId, AgentStatus, Option<OffsetDateTime>)>,
-    /// Each key found: its thumbprint, state and holder.
-    pub keys: Vec<(String, KeyStatus, PrincipalId)>,
-    /// Whether any of the `jtis` was revoked.
-    pub revoked: bool,
+    /// Each key found: its thumbprint, state, holder, and when its state last changed.
+    pub keys: Vec<(String, KeyStatus, PrincipalId, Option<OffsetDateTime>)>,
+    /// Those of the `jtis` that were revoked, with when.
+    pub revoked: Vec<(String, OffsetDateTime)>,
 }
 
 /// An applied policy set.

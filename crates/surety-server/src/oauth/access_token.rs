@@ -60,8 +60,26 @@ pub(crate) struct ActiveToken {
 pub(crate) enum Inactive {
     /// Not active, for this reason (safe to log; introspection never says why).
     Because(String),
+    /// Signed by us, but the token itself, or the key it is bound to, was revoked: its
+    /// holder is presenting a withdrawn credential.
+    Withdrawn(Withdrawn),
     /// The database failed.
     Error(ApiError),
+}
+
+/// A withdrawn credential presented anyway.
+#[derive(Debug)]
+pub(crate) struct Withdrawn {
+    /// The token's holder (`act.sub`).
+    pub agent: AgentId,
+    /// The token's audience.
+    pub audience: String,
+    /// When the token or key was revoked.
+    pub revoked_at: OffsetDateTime,
+    /// The holder's last status change (its revocation watermark), if any.
+    pub agent_changed_at: Option<OffsetDateTime>,
+    /// What was revoked.
+    pub why: String,
 }
 
 impl From<surety_store::StoreError> for Inactive {
@@ -80,6 +98,27 @@ fn after_watermark(issued: OffsetDateTime, watermark: Option<OffsetDateTime>) ->
         issued
             > w.replace_nanosecond(w.millisecond() as u32 * 1_000_000)
                 .unwrap_or(w)
+    })
+}
+
+fn withdrawn(
+    standing: &surety_store::TokenStanding,
+    claims: &AccessTokenClaims,
+    agent: AgentId,
+    revoked_at: OffsetDateTime,
+    why: &str,
+) -> Inactive {
+    let agent_changed_at = standing
+        .agents
+        .iter()
+        .find(|(id, _, _)| *id == agent)
+        .and_then(|(_, _, w)| *w);
+    Inactive::Withdrawn(Withdrawn {
+        agent,
+        audience: claims.aud.clone(),
+        revoked_at,
+        agent_changed_at,
+        why: why.to_owned(),
     })
 }
 
@@ -164,8 +203,12 @@ pub(crate) async fn check_standing(
         })
         .await?;
     // 1.
-    if standing.revoked {
-        return Err(not("revoked"));
+    if !standing.revoked.is_empty() {
+        let own = standing.revoked.iter().find(|(j, _)| j == &claims.jti);
+        return Err(match own {
+            Some((_, at)) => withdrawn(&standing, &claims, chain[0], *at, "the token was revoked"),
+            None => not("a token it derives from was revoked"),
+        });
     }
     // 2.
     let g = standing.grant.ok_or_else(|| not("unknown grant"))?;
@@ -194,14 +237,28 @@ pub(crate) async fn check_standing(
         }
     }
     // 5.
-    for (kid, holder) in keys.iter().zip(&chain) {
-        let ok = standing.keys.iter().any(|(k, status, h)| {
-            k == kid && *status == KeyStatus::Active && *h == PrincipalId::Agent(*holder)
-        });
-        if !ok {
-            return Err(not(format!(
-                "key `{kid}` of `{holder}` is no longer active"
-            )));
+    for (i, (kid, holder)) in keys.iter().zip(&chain).enumerate() {
+        let found = standing
+            .keys
+            .iter()
+            .find(|(k, _, h, _)| k == kid && *h == PrincipalId::Agent(*holder));
+        match found {
+            Some((_, KeyStatus::Active, _, _)) => {}
+            // The holder's own key, revoked (not merely retired by rotation).
+            Some((_, KeyStatus::Revoked, _, Some(at))) if i == 0 => {
+                return Err(withdrawn(
+                    &standing,
+                    &claims,
+                    chain[0],
+                    *at,
+                    "its key was revoked",
+                ));
+            }
+            _ => {
+                return Err(not(format!(
+                    "key `{kid}` of `{holder}` is no longer active"
+                )));
+            }
         }
     }
     Ok(ActiveToken {

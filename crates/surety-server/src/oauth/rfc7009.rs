@@ -56,7 +56,7 @@ async fn answer(state: &AppState, form: &Form) -> Result<(), ApiError> {
     let signed = match verify_signed(state, token).await {
         Ok(t) => t,
         // §2.2: an invalid token needs no revoking.
-        Err(Inactive::Because(_)) => return Ok(()),
+        Err(Inactive::Because(_) | Inactive::Withdrawn(_)) => return Ok(()),
         Err(Inactive::Error(e)) => return Err(e),
     };
     // Whose token it is is checked before whether it is still active, so that the answer
@@ -68,7 +68,7 @@ async fn answer(state: &AppState, form: &Form) -> Result<(), ApiError> {
     }
     let active = match check_standing(state, signed).await {
         Ok(t) => t,
-        Err(Inactive::Because(_)) => return Ok(()),
+        Err(Inactive::Because(_) | Inactive::Withdrawn(_)) => return Ok(()),
         Err(Inactive::Error(e)) => return Err(e),
     };
     // Kept past `exp` by the clock skew, so that no node whose clock is a little behind

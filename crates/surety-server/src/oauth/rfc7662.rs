@@ -50,7 +50,10 @@ async fn answer(state: &AppState, form: &Form) -> Result<Value, ApiError> {
     let inactive = json!({ "active": false });
     let active = match verify_active(state, token).await {
         Ok(t) => t,
-        Err(Inactive::Because(why)) => {
+        Err(
+            Inactive::Because(why)
+            | Inactive::Withdrawn(super::access_token::Withdrawn { why, .. }),
+        ) => {
             tracing::debug!(client = %rs.id, reason = %why, "introspection: inactive token");
             metrics::counter!("surety_introspections_total", "active" => "false").increment(1);
             return Ok(inactive);

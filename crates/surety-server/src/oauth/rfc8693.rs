@@ -230,7 +230,7 @@ async fn sub_agent(
     };
     let signed = match verify_signed(state, subject_token).await {
         Ok(t) => t,
-        Err(Inactive::Because(_)) => return Err(unusable()),
+        Err(Inactive::Because(_) | Inactive::Withdrawn(_)) => return Err(unusable()),
         Err(Inactive::Error(e)) => return Err(e),
     };
     if signed.claims.cnf.jkt != proof_jkt || signed.chain.first() != Some(&client.id) {
@@ -238,7 +238,10 @@ async fn sub_agent(
     }
     let parent = match check_standing(state, signed).await {
         Ok(t) => t,
-        Err(Inactive::Because(why)) => {
+        Err(
+            Inactive::Because(why)
+            | Inactive::Withdrawn(super::access_token::Withdrawn { why, .. }),
+        ) => {
             return Err(ApiError::invalid_request(format!(
                 "the subject token is not active: {why}"
             )));

@@ -288,12 +288,12 @@ impl CredentialStore for Backend {
         );
         list(
             &mut b,
-            " UNION ALL SELECT 'key', kid, status, NULL, holder_id FROM public_keys WHERE kid IN (",
+            " UNION ALL SELECT 'key', kid, status, status_changed_at, holder_id FROM public_keys WHERE kid IN (",
             q.keys.iter().map(|k| (*k).to_owned()).collect(),
         );
         list(
             &mut b,
-            " UNION ALL SELECT 'revoked', jti, NULL, NULL, NULL FROM revoked_tokens WHERE jti IN (",
+            " UNION ALL SELECT 'revoked', jti, NULL, revoked_at, NULL FROM revoked_tokens WHERE jti IN (",
             q.jtis.iter().map(|j| (*j).to_owned()).collect(),
         );
         let rows: Vec<(
@@ -308,7 +308,7 @@ impl CredentialStore for Backend {
             principal: None,
             agents: Vec::new(),
             keys: Vec::new(),
-            revoked: false,
+            revoked: Vec::new(),
         };
         for (kind, name, status, watermark, holder) in rows {
             let status = status.unwrap_or_default();
@@ -342,8 +342,14 @@ impl CredentialStore for Backend {
                         .unwrap_or_default()
                         .parse::<PrincipalId>()
                         .map_err(StoreError::corrupt)?,
+                    watermark.map(|t| t.0),
                 )),
-                _ => standing.revoked = true,
+                _ => standing.revoked.push((
+                    name,
+                    watermark
+                        .ok_or_else(|| StoreError::corrupt("revocation without a time"))?
+                        .0,
+                )),
             }
         }
         Ok(standing)

@@ -299,7 +299,7 @@ async fn token_standing_reports_states_watermarks_and_revocations(store: Arc<dyn
     assert_eq!(s.principal, Some((HumanStatus::Active, None)));
     assert_eq!(s.agents, vec![(a.id, AgentStatus::Active, None)]);
     assert_eq!(s.keys.len(), 1);
-    assert!(!s.revoked);
+    assert!(s.revoked.is_empty());
 
     let t1 = t0() + Duration::minutes(1);
     assert!(
@@ -347,7 +347,7 @@ async fn token_standing_reports_states_watermarks_and_revocations(store: Arc<dyn
         .await
         .unwrap();
     let s = store.token_standing(&q).await.unwrap();
-    assert!(s.revoked);
+    assert_eq!(s.revoked, vec![("j0".to_owned(), t1)]);
     assert_eq!(s.agents, vec![(a.id, AgentStatus::Active, Some(t2))]);
     assert_eq!(
         store.get_agent(a.id).await.unwrap().unwrap().last_seen_at,
@@ -367,5 +367,5 @@ async fn token_standing_reports_states_watermarks_and_revocations(store: Arc<dyn
         .purge_expired(t1 + Duration::minutes(6))
         .await
         .unwrap();
-    assert!(!store.token_standing(&q).await.unwrap().revoked);
+    assert!(store.token_standing(&q).await.unwrap().revoked.is_empty());
 }

@@ -593,3 +593,91 @@ async fn a_decision_rate_spike_suspends_the_agent() {
         .unwrap();
     assert_eq!(events.items[0].details["trigger"], "rate");
 }
+
+#[tokio::test]
+async fn presenting_a_withdrawn_token_suspends_its_holder_after_a_grace_period() {
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let server = TestServer::start_with(Options {
+        clock: clock.clone(),
+        ..Options::default()
+    })
+    .await;
+    let d = setup(&server).await;
+    let rs = decisions_token(&server, &d).await;
+    let agent = agent_token(&server, &d).await;
+    let r = http()
+        .post(server.url("/oauth2/revoke"))
+        .form(&[
+            ("token", agent.clone()),
+            (
+                "client_assertion_type",
+                CLIENT_ASSERTION_TYPE_JWT_BEARER.into(),
+            ),
+            (
+                "client_assertion",
+                server.client_assertion(&d.key, &d.agent.id.to_string()),
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let status = || async {
+        server
+            .store()
+            .get_agent(d.agent.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+    };
+    // In flight: refused, but no misuse yet.
+    let early = native(&server, &d, &rs, &agent, "crm.read_customer", json!({})).await;
+    assert_eq!(early["decision"], "deny");
+    assert_eq!(status().await.as_str(), "active");
+    // (Registered now: the admin client signs with the real time.)
+    let (pay, pay_key) = server.resource_server("https://pay.example").await;
+    clock.advance(Duration::seconds(61));
+    // Another resource server presenting it cannot get the agent suspended.
+    let other = Delegation {
+        rs: pay,
+        rs_key: pay_key,
+        ..setup_clone(&d)
+    };
+    let other_token = decisions_token(&server, &other).await;
+    native(
+        &server,
+        &other,
+        &other_token,
+        &agent,
+        "crm.read_customer",
+        json!({}),
+    )
+    .await;
+    assert_eq!(status().await.as_str(), "active");
+    // The resource server it was issued for, well after the revocation: misuse.
+    native(&server, &d, &rs, &agent, "crm.read_customer", json!({})).await;
+    let a = server.store().get_agent(d.agent.id).await.unwrap().unwrap();
+    assert_eq!(a.status.as_str(), "suspended");
+    assert!(a.status_reason.unwrap().contains("withdrawn credential"));
+    // Once its owner has reinstated it, the old revocation no longer counts.
+    let now = server.now();
+    server
+        .store()
+        .change_agent_status(
+            &surety_store::AgentStatusChange {
+                id: d.agent.id,
+                from: surety_core::agent::AgentStatus::Suspended,
+                to: surety_core::agent::AgentStatus::Active,
+                reason: None,
+                keys_to: None,
+                keys: vec![],
+                at: now,
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    native(&server, &d, &rs, &agent, "crm.read_customer", json!({})).await;
+    assert_eq!(status().await.as_str(), "active");
+}
