@@ -378,6 +378,27 @@ async fn tokens_that_are_not_active_or_not_for_this_server_are_denied() {
     expect_error(r, 401, "invalid_token").await;
 }
 
+/// The agent revokes its own token (RFC 7009).
+async fn revoke(server: &TestServer, d: &Delegation, token: &str) {
+    let r = http()
+        .post(server.url("/oauth2/revoke"))
+        .form(&[
+            ("token", token.to_owned()),
+            (
+                "client_assertion_type",
+                CLIENT_ASSERTION_TYPE_JWT_BEARER.into(),
+            ),
+            (
+                "client_assertion",
+                server.client_assertion(&d.key, &d.agent.id.to_string()),
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 fn setup_clone(d: &Delegation) -> Delegation {
     Delegation {
         agent: d.agent.clone(),
@@ -552,23 +573,7 @@ async fn a_decision_rate_spike_suspends_the_agent() {
     let admin = server.admin_client();
     // A revoked token is refused (and, not being evaluated, does not count).
     let agent = agent_token(&server, &d).await;
-    let r = http()
-        .post(server.url("/oauth2/revoke"))
-        .form(&[
-            ("token", agent.clone()),
-            (
-                "client_assertion_type",
-                CLIENT_ASSERTION_TYPE_JWT_BEARER.into(),
-            ),
-            (
-                "client_assertion",
-                server.client_assertion(&d.key, &d.agent.id.to_string()),
-            ),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    revoke(&server, &d, &agent).await;
     let refused = native(&server, &d, &rs, &agent, "crm.read_customer", json!({})).await;
     assert_eq!(refused["decision"], "deny");
     let fresh = agent_token(&server, &d).await;
@@ -605,23 +610,7 @@ async fn presenting_a_withdrawn_token_suspends_its_holder_after_a_grace_period()
     let d = setup(&server).await;
     let rs = decisions_token(&server, &d).await;
     let agent = agent_token(&server, &d).await;
-    let r = http()
-        .post(server.url("/oauth2/revoke"))
-        .form(&[
-            ("token", agent.clone()),
-            (
-                "client_assertion_type",
-                CLIENT_ASSERTION_TYPE_JWT_BEARER.into(),
-            ),
-            (
-                "client_assertion",
-                server.client_assertion(&d.key, &d.agent.id.to_string()),
-            ),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    revoke(&server, &d, &agent).await;
     let status = || async {
         server
             .store()
