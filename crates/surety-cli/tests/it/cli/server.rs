@@ -1,0 +1,220 @@
+//! Starting, configuring, stopping and crashing the server.
+
+use std::path::Path;
+
+use super::*;
+
+#[test]
+fn serve_initialises_an_empty_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fresh");
+    let server = Serve::start(&["--data-dir", data.to_str().unwrap()], &[]);
+    let profile = data.join("admin-profile.toml");
+    wait_for_file(&profile);
+    let me = json(surety(
+        &["whoami", "--json"],
+        &[("SURETY_PROFILE", profile.to_str().unwrap())],
+    ));
+    assert_eq!(me["role"], "admin");
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("admin-profile.toml"),
+        "prints how to use the profile: {log}"
+    );
+}
+
+#[test]
+fn config_check_names_the_offending_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("surety.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:9\"\nacess_token_ttl = \"5m\"\n",
+    )
+    .unwrap();
+    let err = fails(surety(&["config", "check", file.to_str().unwrap()], &[]));
+    assert!(err.contains("`acess_token_ttl`"), "{err}");
+    std::fs::write(&file, "access_token_ttl = \"5m\"\n").unwrap();
+    ok(surety(&["config", "check", file.to_str().unwrap()], &[]));
+    let err = fails(surety(
+        &["config", "check", file.to_str().unwrap()],
+        &[("SURETY_MAX_BODY_BYTES", "huge")],
+    ));
+    assert!(err.contains("SURETY_MAX_BODY_BYTES"), "{err}");
+}
+
+#[test]
+fn the_configuration_reference_is_up_to_date() {
+    let generated = ok(surety(&["config", "docs"], &[]));
+    let committed = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md"),
+    )
+    .unwrap();
+    assert_eq!(
+        committed, generated,
+        "run `surety config docs > docs/configuration.md`"
+    );
+}
+
+#[test]
+fn commands_need_a_profile_and_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(BIN);
+    let out = cmd
+        .env_clear()
+        .current_dir(dir.path())
+        .args(["agent", "list"])
+        .output()
+        .unwrap();
+    let err = fails(out);
+    assert!(
+        err.contains("--profile") && err.contains("SURETY_PROFILE"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_server_runs_on_postgresql_too() {
+    // Both backends serve the same API; this walks the core of it on PostgreSQL.
+    if !surety_testkit::postgres_configured() {
+        eprintln!(
+            "PostgreSQL run skipped: set {}",
+            surety_testkit::TEST_DATABASE_URL_ENV
+        );
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let schema = runtime
+        .block_on(surety_store::testing::PgTestSchema::create())
+        .unwrap()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("pg");
+    let server = Serve::start(
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--database-url",
+            &schema.url,
+        ],
+        &[],
+    );
+    let profile = data.join("admin-profile.toml");
+    wait_for_file(&profile);
+    let admin = [("SURETY_PROFILE", profile.to_str().unwrap())];
+    let key = dir.path().join("a.jwk");
+    ok(surety(
+        &["agent", "keygen", "--out", key.to_str().unwrap()],
+        &admin,
+    ));
+    let id = ok(surety(
+        &[
+            "agent",
+            "register",
+            "pg-bot",
+            "--public-key",
+            key.to_str().unwrap(),
+        ],
+        &admin,
+    ))
+    .trim()
+    .to_owned();
+    assert_eq!(
+        json(surety(
+            &["agent", "revoke", &id, "--reason", "test", "--json"],
+            &admin
+        ))["status"],
+        "revoked"
+    );
+    let events = json(surety(&["audit", "list", "--agent", &id, "--json"], &admin));
+    assert_eq!(events["items"].as_array().unwrap().len(), 2);
+    assert!(
+        !data.join("surety.db").exists(),
+        "nothing was written to SQLite"
+    );
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    runtime.block_on(schema.drop_schema()).unwrap();
+}
+
+#[test]
+fn acknowledged_changes_survive_kill_9() {
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("crash");
+    let data_s = data.to_str().unwrap().to_owned();
+    let mut server = Serve::start(&["--data-dir", &data_s], &[]);
+    let profile_path = data.join("admin-profile.toml");
+    wait_for_file(&profile_path);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let profile = surety_sdk::Profile::load(&profile_path).unwrap();
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let writer = {
+        let acked = acked.clone();
+        let client = surety_sdk::AdminClient::from_profile(&profile).unwrap();
+        runtime.spawn(async move {
+            for i in 0.. {
+                let body = surety_api::admin::RegisterAgent {
+                    name: format!("crash-{i}"),
+                    owner: None,
+                    public_key: surety_jose::PrivateJwk::generate(surety_jose::KeyAlg::EdDSA)
+                        .unwrap()
+                        .public()
+                        .to_json(),
+                    purpose: None,
+                    environment: None,
+                    labels: Default::default(),
+                };
+                match client.register_agent(&body).await {
+                    Ok(agent) => acked.lock().unwrap().push(agent.id),
+                    Err(_) => break,
+                }
+            }
+        })
+    };
+    // Let writes flow, then kill the server without warning, mid-stream.
+    while acked.lock().unwrap().len() < 20 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    runtime.block_on(writer).unwrap();
+    let acked = acked.lock().unwrap().clone();
+    let port = server.port;
+    drop(server);
+
+    let restarted = Serve::start_on(port, &["--data-dir", &data_s], &[]);
+    let client = surety_sdk::AdminClient::from_profile(&profile).unwrap();
+    let stored: Vec<_> = runtime
+        .block_on(client.list_agents(&surety_api::admin::AgentQuery {
+            limit: Some(1000),
+            ..Default::default()
+        }))
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    for id in &acked {
+        assert!(
+            stored.contains(id),
+            "acknowledged agent {id} lost after kill -9"
+        );
+    }
+    let events = runtime
+        .block_on(client.list_audit(&surety_api::admin::AuditQuery {
+            kind: Some("agent.registered".into()),
+            limit: Some(1000),
+            ..Default::default()
+        }))
+        .unwrap();
+    assert_eq!(
+        events.items.len(),
+        stored.len(),
+        "every stored agent has its registration event"
+    );
+    let (status, log) = restarted.terminate();
+    assert!(status.success(), "{log}");
+}
