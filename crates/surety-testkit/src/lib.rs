@@ -106,6 +106,19 @@ impl TestServer {
         Self::start_with(Options::default()).await
     }
 
+    /// A SQLite-backed server whose time only moves when the test moves it.
+    pub async fn with_manual_clock() -> (Self, Arc<surety_core::clock::ManualClock>) {
+        let clock = Arc::new(surety_core::clock::ManualClock::new(
+            OffsetDateTime::now_utc(),
+        ));
+        let server = Self::start_with(Options {
+            clock: clock.clone(),
+            ..Options::default()
+        })
+        .await;
+        (server, clock)
+    }
+
     /// A server started with `options`. Panics if PostgreSQL is asked for but not
     /// configured: a test that needs it must check [`postgres_configured`] first.
     pub async fn start_with(options: Options) -> Self {

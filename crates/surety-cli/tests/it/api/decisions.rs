@@ -2,12 +2,9 @@
 //! token (client credentials, `private_key_jwt`, DPoP), then asks about agents' actions in
 //! Surety's native form and in OpenID AuthZEN form.
 
-use std::sync::Arc;
-
 use serde_json::{Value, json};
 use surety_api::credentials::CreateGrant;
 use surety_api::oauth::{CLIENT_ASSERTION_TYPE_JWT_BEARER, TOKEN_TYPE_GRANT};
-use surety_core::clock::ManualClock;
 use surety_jose::PrivateJwk;
 use surety_testkit::{Options, TestServer, http};
 use time::Duration;
@@ -318,12 +315,7 @@ async fn identity_comes_only_from_the_token() {
 
 #[tokio::test]
 async fn tokens_that_are_not_active_or_not_for_this_server_are_denied() {
-    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
-    let server = TestServer::start_with(Options {
-        clock: clock.clone(),
-        ..Options::default()
-    })
-    .await;
+    let (server, clock) = TestServer::with_manual_clock().await;
     let d = setup(&server).await;
     let rs = decisions_token(&server, &d).await;
     let agent = agent_token(&server, &d).await;
@@ -601,12 +593,7 @@ async fn a_decision_rate_spike_suspends_the_agent() {
 
 #[tokio::test]
 async fn presenting_a_withdrawn_token_suspends_its_holder_after_a_grace_period() {
-    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
-    let server = TestServer::start_with(Options {
-        clock: clock.clone(),
-        ..Options::default()
-    })
-    .await;
+    let (server, clock) = TestServer::with_manual_clock().await;
     let d = setup(&server).await;
     let rs = decisions_token(&server, &d).await;
     let agent = agent_token(&server, &d).await;

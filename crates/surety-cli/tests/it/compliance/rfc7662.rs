@@ -2,11 +2,8 @@
 //! grant, a key, an agent (suspended, even once reinstated), a principal, a signing-key
 //! rotation (which must not end live tokens).
 
-use std::sync::Arc;
-
 use serde_json::json;
 use surety_api::oauth::CLIENT_ASSERTION_TYPE_JWT_BEARER;
-use surety_core::clock::ManualClock;
 use surety_jose::{KeyAlg, PrivateJwk};
 use surety_testkit::{Options, TestServer, http};
 use time::Duration;
@@ -181,12 +178,7 @@ async fn revoking_the_agents_key_ends_its_tokens_at_once() {
 
 #[tokio::test]
 async fn suspending_ends_tokens_and_reinstating_does_not_revive_them() {
-    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
-    let server = TestServer::start_with(Options {
-        clock: clock.clone(),
-        ..Options::default()
-    })
-    .await;
+    let (server, clock) = TestServer::with_manual_clock().await;
     let d = delegation(&server, 0).await;
     let token = mint(&server, &d).await;
     let admin = server.admin_client();
@@ -246,12 +238,7 @@ async fn deactivating_the_principal_ends_their_tokens_at_once() {
 
 #[tokio::test]
 async fn rfc9068_expired_tokens_are_inactive() {
-    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
-    let server = TestServer::start_with(Options {
-        clock: clock.clone(),
-        ..Options::default()
-    })
-    .await;
+    let (server, clock) = TestServer::with_manual_clock().await;
     let d = delegation(&server, 0).await;
     let token = mint(&server, &d).await;
     clock.advance(Duration::seconds(299));

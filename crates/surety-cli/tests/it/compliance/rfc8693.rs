@@ -2,15 +2,12 @@
 //! authentication, RFC 8707 resource indicators and RFC 9068 JWT access tokens. Every
 //! refusal names the RFC's error code and changes nothing.
 
-use std::sync::Arc;
-
 use serde_json::{Map, json};
 use surety_api::admin::Reason;
 use surety_api::oauth::{TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_GRANT};
-use surety_core::clock::ManualClock;
 use surety_core::human::Role;
 use surety_jose::{KeyAlg, PrivateJwk, jws};
-use surety_testkit::{Options, TestServer, http};
+use surety_testkit::{TestServer, http};
 use time::Duration;
 
 use crate::support::{
@@ -204,12 +201,7 @@ async fn rfc8693_s2_2_2_no_grant_means_no_token() {
 
 #[tokio::test]
 async fn rfc8693_revoked_proposed_and_expired_grants_are_invalid_grant() {
-    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
-    let server = TestServer::start_with(Options {
-        clock: clock.clone(),
-        ..Options::default()
-    })
-    .await;
+    let (server, clock) = TestServer::with_manual_clock().await;
     let d = delegation(&server, 0).await;
     let admin = server.admin_client();
     // Proposed: the owner proposes on behalf of a member; not usable until accepted.
