@@ -30,6 +30,18 @@ pub struct DecisionInput {
     /// The action's arguments (`amount`, `currency`, `destination_domain`, `data_class`…).
     #[serde(default)]
     pub arguments: Value,
+    /// A one-time approval token (from the CIBA grant) for exactly this action: evidence
+    /// that the human approved it. It is consumed by this decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_token: Option<String>,
+    /// The `auth_req_id` of a request this resource server made on the agent's behalf
+    /// (`request_approval`), once approved: consumed like an approval token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_req_id: Option<String>,
+    /// On a step-up, open the approval request on the agent's behalf and return its
+    /// `auth_req_id`, so that the caller can hold the call while the human decides.
+    #[serde(default)]
+    pub request_approval: bool,
 }
 
 /// What approval a step-up decision needs: a CIBA request for exactly this action.
@@ -39,6 +51,16 @@ pub struct StepUp {
     pub authorization_details: Value,
     /// A short text to show the approver.
     pub binding_message: String,
+    /// With `request_approval`: the request opened on the agent's behalf.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_req_id: Option<String>,
+    /// With `request_approval`: seconds until that request expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+    /// With `request_approval`, when a request was passed in `auth_req_id`: its state
+    /// (`pending`, `denied`, `expired`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_status: Option<String>,
 }
 
 /// A native decision.

@@ -3,6 +3,7 @@
 //! spec defines them.
 
 pub mod admin;
+pub mod approvals;
 pub mod credentials;
 pub mod decisions;
 pub mod error;

@@ -16,6 +16,19 @@ pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:acce
 pub const TOKEN_TYPE_GRANT: &str = "urn:surety:params:oauth:token-type:grant";
 /// RFC 6749 §4.4 client credentials grant (resource servers).
 pub const GRANT_TYPE_CLIENT_CREDENTIALS: &str = "client_credentials";
+/// OpenID CIBA Core 1.0 §10.1: redeem an approved backchannel request.
+pub const GRANT_TYPE_CIBA: &str = "urn:openid:params:grant-type:ciba";
+
+/// OpenID CIBA Core 1.0 §7.3: the answer to a backchannel authentication request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BackchannelResponse {
+    /// Opaque, high-entropy id of the request; redeem it at the token endpoint.
+    pub auth_req_id: String,
+    /// Seconds until the request expires.
+    pub expires_in: u64,
+    /// Seconds to wait between polls.
+    pub interval: u64,
+}
 /// The only scope of resource servers' tokens: asking for decisions.
 pub const SCOPE_DECISIONS: &str = "decisions";
 /// The only scope of admin access tokens.
@@ -34,10 +47,14 @@ pub struct TokenResponse {
     /// Lifetime in seconds.
     #[schema(example = 300)]
     pub expires_in: u64,
-    /// Granted scope.
+    /// Granted scope (absent for a one-time approval token, which carries none).
     #[schema(example = "admin")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub scope: String,
     /// RFC 8693 §2.2.1: the type of the issued token (token exchange only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_token_type: Option<String>,
+    /// RFC 9396 §7: the action a one-time approval token (CIBA grant) is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<serde_json::Value>,
 }

@@ -408,6 +408,9 @@ pub struct DecideArgs {
     /// An argument, `name=value`; the value is read as JSON when it parses (repeatable).
     #[arg(long = "arg", value_name = "K=V", value_parser = parse_constraint)]
     args: Vec<(String, serde_json::Value)>,
+    /// A one-time approval token for exactly this action (from the CIBA grant).
+    #[arg(long, value_name = "TOKEN")]
+    approval_token: Option<String>,
     /// The resource server's client id (`rsv_…`).
     #[arg(long)]
     id: ResourceServerId,
@@ -441,6 +444,9 @@ pub async fn decide(g: &Globals, args: DecideArgs) -> anyhow::Result<()> {
             id: id.to_owned(),
         },
         arguments: serde_json::Value::Object(args.args.into_iter().collect()),
+        approval_token: args.approval_token,
+        auth_req_id: None,
+        request_approval: false,
     };
     let d = verifier.decide(&input).await?;
     if g.json {

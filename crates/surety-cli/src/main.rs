@@ -2,6 +2,7 @@
 //! keys and the audit log; mint tokens as an agent; measure.
 
 mod agents;
+mod approve;
 mod bench;
 mod credentials;
 mod humans;
@@ -68,6 +69,9 @@ enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(agents::AuditCommand),
+    /// Answer step-up approval requests with this machine's device key.
+    #[command(subcommand)]
+    Approve(approve::ApproveCommand),
     /// Check or document the configuration.
     #[command(subcommand)]
     Config(server::ConfigCommand),
@@ -113,6 +117,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Human(cmd) => humans::run(&g, cmd).await,
         Command::Agent(cmd) => agents::run(&g, cmd).await,
         Command::Grant(cmd) => credentials::grant(&g, cmd).await,
+        Command::Approve(cmd) => approve::run(&g, cmd).await,
         Command::Resource(cmd) => credentials::resource(&g, cmd).await,
         Command::Keys(cmd) => credentials::keys(&g, cmd).await,
         Command::Token(args) => credentials::token(args).await,

@@ -70,6 +70,28 @@ named_enum! {
         DecisionMade = "decision.made",
         /// A policy set was applied (or an earlier one applied again: a rollback).
         PolicyApplied = "policy.applied",
+        /// An agent asked a human to approve one action (CIBA request).
+        ApprovalRequested = "approval.requested",
+        /// An approver approved or denied (one vote; a quorum may need more).
+        ApprovalVoted = "approval.voted",
+        /// The request was approved (its quorum reached).
+        ApprovalApproved = "approval.approved",
+        /// The request was denied.
+        ApprovalDenied = "approval.denied",
+        /// The request was cancelled (agent or grant revoked, approver gone).
+        ApprovalCancelled = "approval.cancelled",
+        /// The request expired before it was decided.
+        ApprovalExpired = "approval.expired",
+        /// The approval was redeemed for a one-time approval token.
+        ApprovalRedeemed = "approval.redeemed",
+        /// The approval was consumed by the decision it approved.
+        ApprovalConsumed = "approval.consumed",
+        /// An agent's CIBA ping endpoint was set or cleared.
+        AgentNotificationEndpointSet = "agent.notification_endpoint_set",
+        /// A passkey was registered for a human.
+        HumanPasskeyRegistered = "human.passkey_registered",
+        /// A one-time passkey enrollment link was issued for a human.
+        HumanInvited = "human.invited",
     }
 }
 

@@ -259,6 +259,8 @@ impl NewGrant {
             }
             Some(_) => return Err(FieldError::new("constraints", "must be a JSON object").into()),
         };
+        // Who approves step-ups under this grant is checked now, not when the first one comes.
+        crate::approval::quorum(terms.principal, &constraints)?;
         let depth = terms.max_delegation_depth.unwrap_or(0);
         if depth > MAX_DELEGATION_DEPTH {
             return Err(FieldError::new(

@@ -137,6 +137,12 @@ prefixed_id!(
     "token"
 );
 prefixed_id!(
+    /// A request for a human's approval of one action (a CIBA authentication request).
+    ApprovalId,
+    "apr_",
+    "approval"
+);
+prefixed_id!(
     /// An audit event.
     EventId,
     "evt_",

@@ -3,7 +3,9 @@
 
 pub mod access;
 pub mod agent;
+pub mod approval;
 pub mod audit;
+pub mod canonical;
 pub mod clock;
 pub mod delegation;
 pub mod error;

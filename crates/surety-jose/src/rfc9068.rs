@@ -101,6 +101,13 @@ pub struct AccessTokenClaims {
     /// The tokens it derives from, nearest first (sub-agent tokens only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub derived_from: Vec<Derivation>,
+    /// A one-time approval token's approved action (RFC 9396 §9): such a token carries no
+    /// scope and is evidence for exactly this action, once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<Value>,
+    /// A one-time approval token's approval (`apr_…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<String>,
 }
 
 /// What a token must satisfy to be believed at all.
@@ -206,6 +213,8 @@ mod tests {
             cnf: Cnf { jkt: "t".into() },
             grant_id: "grt_1".into(),
             derived_from: vec![],
+            authorization_details: None,
+            approval_id: None,
         }
     }
 

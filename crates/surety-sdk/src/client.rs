@@ -432,6 +432,79 @@ impl AdminClient {
             .await
     }
 
+    /// `GET /v1/approvals`: the requests waiting for this human (or in `status`, or `all`).
+    pub async fn list_approvals(
+        &self,
+        query: &surety_api::approvals::ApprovalQuery,
+    ) -> Result<surety_api::approvals::ApprovalList, ClientError> {
+        self.get("/v1/approvals", Some(query)).await
+    }
+
+    /// `GET /v1/approvals/{id}`.
+    pub async fn get_approval(
+        &self,
+        id: &str,
+    ) -> Result<surety_api::approvals::ApprovalView, ClientError> {
+        self.get::<_, ()>(&format!("/v1/approvals/{id}"), None)
+            .await
+    }
+
+    /// Answers `approval` — the request as this client fetched and showed it — by signing the
+    /// digest of its statement with this client's device key. The digest is recomputed here
+    /// from the statement, so what is signed is what was shown, not what the server says.
+    pub async fn answer_approval(
+        &self,
+        approval: &surety_api::approvals::ApprovalView,
+        approve: bool,
+        reason: Option<String>,
+    ) -> Result<surety_api::approvals::ApprovalView, ClientError> {
+        let answer = self.sign_answer(approval, approve, reason)?;
+        self.post(
+            &format!("/v1/approvals/{}/answer", approval.id),
+            &surety_api::approvals::Answer { answer },
+        )
+        .await
+    }
+
+    /// The compact JWS of an answer (see [`AdminClient::answer_approval`]).
+    pub fn sign_answer(
+        &self,
+        approval: &surety_api::approvals::ApprovalView,
+        approve: bool,
+        reason: Option<String>,
+    ) -> Result<String, ClientError> {
+        let text = surety_core::canonical::to_string(&approval.statement);
+        let claims = surety_api::approvals::AnswerClaims {
+            iss: self.human.to_string(),
+            approval_id: approval.id.clone(),
+            digest: surety_jose::sha256_b64(text.as_bytes()),
+            decision: if approve { "approve" } else { "deny" }.into(),
+            reason,
+            iat: time::OffsetDateTime::now_utc().unix_timestamp(),
+        };
+        let mut header = serde_json::Map::new();
+        header.insert("typ".into(), surety_api::approvals::ANSWER_TYP.into());
+        header.insert("kid".into(), self.key.thumbprint().into());
+        let claims =
+            serde_json::to_value(&claims).map_err(|e| ClientError::Other(e.to_string()))?;
+        Ok(surety_jose::jws::sign(header, &claims, &self.key)?)
+    }
+
+    /// `PUT /v1/agents/{id}/notification-endpoint`.
+    pub async fn set_notification_endpoint(
+        &self,
+        id: AgentId,
+        url: Option<String>,
+    ) -> Result<surety_api::approvals::NotificationEndpoint, ClientError> {
+        self.call(
+            Method::PUT,
+            &format!("/v1/agents/{id}/notification-endpoint"),
+            None::<&()>,
+            Some(&surety_api::approvals::NotificationEndpoint { url }),
+        )
+        .await
+    }
+
     /// `POST /v1/resource-servers`.
     pub async fn create_resource_server(
         &self,

@@ -25,7 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::admin::policies::Policies;
-use crate::admin::{agents, audit, credentials, enroll, grants, humans, policies};
+use crate::admin::{agents, approvals, audit, credentials, enroll, grants, humans, policies};
 use crate::batch::Batcher;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -42,6 +42,8 @@ pub const INTROSPECT_PATH: &str = "/oauth2/introspect";
 pub const REVOKE_PATH: &str = "/oauth2/revoke";
 /// Path of the JWK Set.
 pub const JWKS_PATH: &str = "/jwks";
+/// Path of the CIBA backchannel authentication endpoint.
+pub const BC_AUTHORIZE_PATH: &str = "/oauth2/bc-authorize";
 /// Path of the enrollment endpoint.
 pub const ENROLL_PATH: &str = "/v1/enroll";
 /// Path of the OpenAPI document.
@@ -87,6 +89,8 @@ pub struct AppState {
     issued: Arc<Batcher<AgentActivity, ()>>,
     /// Metrics.
     pub metrics: PrometheusHandle,
+    /// Changes of approval requests, for the approvers' streams on this node.
+    pub(crate) notices: Arc<crate::approvals::Notices>,
 }
 
 impl AppState {
@@ -151,6 +155,7 @@ impl AppState {
             config: Arc::new(config),
             nonces: Arc::new(nonces),
             metrics: telemetry::prometheus(),
+            notices: Arc::new(crate::approvals::Notices::new()),
         })
     }
 
@@ -193,6 +198,7 @@ impl AppState {
         (name = "humans", description = "Human principals and their device keys"),
         (name = "agents", description = "Agent identities, lifecycle and keys"),
         (name = "audit", description = "The audit log"),
+        (name = "approvals", description = "Step-up approvals: the approver's inbox and signed answers (OpenID CIBA on the agent's side)"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -214,6 +220,7 @@ fn with_dpop_scheme(mut doc: serde_json::Value) -> serde_json::Value {
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(oauth::token))
+        .routes(routes!(oauth::ciba::bc_authorize))
         .routes(routes!(oauth::rfc7662::introspect))
         .routes(routes!(oauth::rfc7009::revoke))
         .routes(routes!(oauth::metadata::authorization_server))
@@ -256,6 +263,11 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(agents::list_keys, agents::add_key))
         .routes(routes!(agents::revoke_key))
         .routes(routes!(audit::list))
+        .routes(routes!(approvals::list))
+        .routes(routes!(approvals::stream))
+        .routes(routes!(approvals::get))
+        .routes(routes!(approvals::answer))
+        .routes(routes!(approvals::set_notification_endpoint))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

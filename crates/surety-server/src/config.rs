@@ -226,6 +226,36 @@ pub const KEYS: &[KeySpec] = &[
         doc: "How long a DPoP nonce stays valid (it is accepted for up to twice this).",
     },
     KeySpec {
+        name: "approval_ttl",
+        kind: KeyKind::Duration,
+        default: "5m",
+        doc: "How long a step-up approval request stays open when the agent asks for no `requested_expiry` (CIBA).",
+    },
+    KeySpec {
+        name: "approval_max_lifetime",
+        kind: KeyKind::Duration,
+        default: "1h",
+        doc: "Longest `requested_expiry` an agent may ask for an approval request (at most 1d).",
+    },
+    KeySpec {
+        name: "ciba_interval",
+        kind: KeyKind::Duration,
+        default: "5s",
+        doc: "Smallest interval between two polls of one approval request; faster polls get `slow_down` (CIBA §7.3).",
+    },
+    KeySpec {
+        name: "approval_webhook_url",
+        kind: KeyKind::String,
+        default: "",
+        doc: "If set, every new approval request is POSTed there as a JWT signed by the org key (`typ: surety-approval+jwt`), for a chat bot or phone app to relay. Must be https unless `dev` is on.",
+    },
+    KeySpec {
+        name: "ui_session_ttl",
+        kind: KeyKind::Duration,
+        default: "8h",
+        doc: "How long a web UI sign-in (by passkey) lasts.",
+    },
+    KeySpec {
         name: "dev",
         kind: KeyKind::Bool,
         default: "false",
@@ -317,6 +347,21 @@ pub struct Config {
     /// See [`KEYS`].
     #[serde(with = "human_duration")]
     pub dpop_nonce_lifetime: Duration,
+    /// See [`KEYS`].
+    #[serde(with = "human_duration")]
+    pub approval_ttl: Duration,
+    /// See [`KEYS`].
+    #[serde(with = "human_duration")]
+    pub approval_max_lifetime: Duration,
+    /// See [`KEYS`].
+    #[serde(with = "human_duration")]
+    pub ciba_interval: Duration,
+    /// See [`KEYS`].
+    #[serde(default)]
+    pub approval_webhook_url: String,
+    /// See [`KEYS`].
+    #[serde(with = "human_duration")]
+    pub ui_session_ttl: Duration,
     /// See [`KEYS`].
     pub dev: bool,
 }
@@ -446,6 +491,18 @@ impl Config {
                 );
             }
         }
+        if self.approval_ttl > self.approval_max_lifetime {
+            return invalid("approval_ttl", "must not exceed `approval_max_lifetime`");
+        }
+        if !self.approval_webhook_url.is_empty() {
+            match Url::parse(&self.approval_webhook_url) {
+                Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && self.dev) => {}
+                Ok(_) => {
+                    return invalid("approval_webhook_url", "must be https unless `dev` is on");
+                }
+                Err(e) => return invalid("approval_webhook_url", &e.to_string()),
+            }
+        }
         if !(1024..=16 * 1024 * 1024).contains(&self.max_body_bytes) {
             return invalid("max_body_bytes", "must be between 1024 and 16777216");
         }
@@ -465,6 +522,10 @@ impl Config {
             ("dpop_nonce_lifetime", self.dpop_nonce_lifetime, 3600),
             ("request_timeout", self.request_timeout, 3600),
             ("shutdown_grace", self.shutdown_grace, 3600),
+            ("approval_ttl", self.approval_ttl, 86400),
+            ("approval_max_lifetime", self.approval_max_lifetime, 86400),
+            ("ciba_interval", self.ciba_interval, 60),
+            ("ui_session_ttl", self.ui_session_ttl, 7 * 86400),
         ];
         for (key, value, max_secs) in bounds {
             if (value.is_zero() && key != "clock_skew") || value.as_secs() > max_secs {

@@ -18,16 +18,17 @@ use surety_api::decisions::{
     EvaluationsResponse, StepUp,
 };
 use surety_core::agent::AgentStatus;
+use surety_core::approval::{ActionDetails, ApprovalStatus, Delivery};
 use surety_core::audit::{Actor, EventKind, NewEvent};
 use surety_core::id::AgentId;
 use surety_policy::{Decision, DecisionRequest, HumanFacts, Outcome};
-use surety_store::{AgentActivity, AgentStatusChange, ResourceServer};
+use surety_store::{AgentActivity, AgentStatusChange, ApprovalTransition, ResourceServer};
 
 use crate::app::AppState;
 use crate::auth::ResourceServerCaller;
 use crate::error::ApiError;
 use crate::extract::Json;
-use crate::oauth::access_token::{Inactive, verify_active};
+use crate::oauth::access_token::{ActiveToken, Inactive, verify_active};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -43,6 +44,24 @@ struct Asked<'a> {
     resource_type: &'a str,
     resource_id: &'a str,
     arguments: &'a Value,
+    /// A one-time approval token presented as evidence.
+    approval_token: Option<&'a str>,
+    /// The `auth_req_id` of a request this resource server opened, presented as evidence.
+    auth_req_id: Option<&'a str>,
+    /// On a step-up, open the approval request on the agent's behalf.
+    request_approval: bool,
+}
+
+/// What approval evidence a request carried, once checked.
+enum Evidence {
+    /// None was presented.
+    None,
+    /// Valid for exactly this action: consumed if the decision allows.
+    Valid(ApprovalTransition),
+    /// A request opened by this resource server that is not approved yet.
+    Waiting(ApprovalStatus),
+    /// Presented but not valid for this request: the decision is `deny`.
+    Invalid(String),
 }
 
 /// A decision, recorded.
@@ -91,9 +110,11 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
         }
         Err(Inactive::Error(e)) => return Err(e),
     };
+    let mut evidence = Evidence::None;
     let decision_and_agent = match &token {
         None => (
             refusal("the agent's token is not active", engine.version()),
+            None,
             None,
             None,
         ),
@@ -103,6 +124,16 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
                 engine.version(),
             ),
             Some(t),
+            None,
+            None,
+        ),
+        Some(t) if t.claims.approval_id.is_some() => (
+            refusal(
+                "an approval token is evidence, not an access token: send it as `approval_token`",
+                engine.version(),
+            ),
+            Some(t),
+            None,
             None,
         ),
         Some(t) => {
@@ -154,7 +185,20 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
                         org_domains: state.config.org_domain_list(),
                         approved: false,
                     };
-                    (engine.decide(&request), Some(t), Some(request))
+                    evidence = check_evidence(state, rs, asked, t).await?;
+                    let mut request = request;
+                    request.approved = matches!(evidence, Evidence::Valid(_));
+                    let decision = match &evidence {
+                        Evidence::Invalid(why) => Decision {
+                            outcome: Outcome::Deny,
+                            reasons: vec![why.clone()],
+                            policy_ids: Vec::new(),
+                            version: engine.version(),
+                            errors: Vec::new(),
+                        },
+                        _ => engine.decide(&request),
+                    };
+                    (decision, Some(t), Some(request), Some(grant))
                 }
                 _ => (
                     refusal(
@@ -163,25 +207,55 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
                     ),
                     Some(t),
                     None,
+                    None,
                 ),
             }
         }
     };
-    let (decision, token, request) = decision_and_agent;
-    let step_up = (decision.outcome == Outcome::StepUp).then(|| StepUp {
-        authorization_details: json!([{
-            "type": "surety_action",
-            "locations": [rs.audience],
-            "actions": [asked.action],
-            "action": asked.action,
-            "resource": {"type": asked.resource_type, "id": asked.resource_id},
-            "arguments": asked.arguments,
-        }]),
-        binding_message: format!("{} on {}", asked.action, asked.resource_id)
+    let (mut decision, token, request, grant) = decision_and_agent;
+    // The approval is used by the decision it allows, once: a concurrent use loses.
+    if decision.outcome == Outcome::Allow
+        && let Evidence::Valid(change) = &evidence
+        && let Some(t) = token
+    {
+        let event = NewEvent::new(EventKind::ApprovalConsumed, Actor::System, change.id, now)
+            .agent(t.chain[0])
+            .human(t.principal)
+            .details(json!({"resource_server": rs.id, "action": asked.action}));
+        match state.store.transition_approval(change, &[event]).await {
+            Ok(()) => {}
+            Err(surety_store::StoreError::Stale) => {
+                decision = refusal("the approval was already used", decision.version);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut step_up = None;
+    if decision.outcome == Outcome::StepUp {
+        let binding_message: String = format!("{} on {}", asked.action, asked.resource_id)
             .chars()
-            .take(64)
-            .collect(),
-    });
+            .take(surety_core::approval::MAX_BINDING_MESSAGE)
+            .collect();
+        let mut s = StepUp {
+            authorization_details: step_up_details(rs, asked, grant.as_ref().map(|g| g.id)),
+            binding_message,
+            auth_req_id: None,
+            expires_in: None,
+            approval_status: None,
+        };
+        if let Evidence::Waiting(status) = evidence {
+            s.approval_status = Some(status.as_str().to_owned());
+            s.auth_req_id = asked.auth_req_id.map(str::to_owned);
+        } else if asked.request_approval
+            && let (Some(t), Some(grant)) = (token, &grant)
+        {
+            let (id, expires_in) = open_on_behalf(state, rs, t, grant, &s, &decision).await?;
+            s.auth_req_id = Some(id);
+            s.expires_in = Some(expires_in);
+            s.approval_status = Some(ApprovalStatus::Pending.as_str().to_owned());
+        }
+        step_up = Some(s);
+    }
     let mut event = NewEvent::new(EventKind::DecisionMade, Actor::System, asked.action, now)
         .details(json!({
             "decision": outcome_name(decision.outcome),
@@ -258,6 +332,175 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
     })
 }
 
+/// The `authorization_details` of a step-up: exactly the action asked, at this resource
+/// server, under the token's grant.
+fn step_up_details(
+    rs: &ResourceServer,
+    asked: &Asked<'_>,
+    grant: Option<surety_core::id::GrantId>,
+) -> Value {
+    let arguments = if asked.arguments.is_null() {
+        json!({})
+    } else {
+        asked.arguments.clone()
+    };
+    let mut entry = json!({
+        "type": surety_core::approval::ACTION_TYPE,
+        "locations": [rs.audience],
+        "actions": [asked.action],
+        "action": asked.action,
+        "resource": {"type": asked.resource_type, "id": asked.resource_id},
+        "arguments": arguments,
+    });
+    if let Some(g) = grant {
+        entry["grant_id"] = json!(g.to_string());
+    }
+    json!([entry])
+}
+
+/// Checks the approval evidence a request carries against the agent's token and the exact
+/// action asked.
+async fn check_evidence(
+    state: &AppState,
+    rs: &ResourceServer,
+    asked: &Asked<'_>,
+    t: &ActiveToken,
+) -> Result<Evidence> {
+    let now = state.clock.now();
+    let same_action = |d: &ActionDetails| {
+        d.matches(
+            asked.action,
+            asked.resource_type,
+            asked.resource_id,
+            asked.arguments,
+            &rs.audience,
+        )
+    };
+    if let Some(token) = asked.approval_token {
+        let invalid = |why: &str| {
+            Ok(Evidence::Invalid(format!(
+                "the approval token is not valid for this request: {why}"
+            )))
+        };
+        let approval_token = match verify_active(state, token).await {
+            Ok(a) => a,
+            Err(Inactive::Error(e)) => return Err(e),
+            Err(_) => return invalid("it is not active"),
+        };
+        let c = &approval_token.claims;
+        let (Some(id), Some(details)) = (&c.approval_id, &c.authorization_details) else {
+            return invalid("it is not an approval token");
+        };
+        if c.aud != rs.audience {
+            return invalid("it was issued for another resource server");
+        }
+        if approval_token.chain != t.chain
+            || approval_token.principal != t.principal
+            || approval_token.grant != t.grant
+        {
+            return invalid("it was issued to another agent, principal or grant");
+        }
+        if c.cnf.jkt != t.claims.cnf.jkt {
+            return invalid("it is bound to another key than the access token");
+        }
+        let Ok(details) = ActionDetails::parse(details) else {
+            return invalid("its `authorization_details` are malformed");
+        };
+        if !same_action(&details) {
+            return invalid("it approves another action, resource or arguments");
+        }
+        let approval = match id.parse() {
+            Ok(id) => state.store.get_approval(id).await?,
+            Err(_) => None,
+        };
+        let Some(a) = approval else {
+            return invalid("its approval is unknown");
+        };
+        return match a.status_at(now) {
+            ApprovalStatus::Redeemed if a.token_jti.as_deref() == Some(c.jti.as_str()) => {
+                Ok(Evidence::Valid(ApprovalTransition {
+                    id: a.id,
+                    from: ApprovalStatus::Redeemed,
+                    to: ApprovalStatus::Consumed,
+                    token_jti: Some(c.jti.clone()),
+                    at: now,
+                }))
+            }
+            ApprovalStatus::Consumed => invalid("it was already used"),
+            other => invalid(&format!("its approval is {other}")),
+        };
+    }
+    if let Some(req) = asked.auth_req_id {
+        let invalid = |why: &str| {
+            Ok(Evidence::Invalid(format!(
+                "the `auth_req_id` is not valid for this request: {why}"
+            )))
+        };
+        let found = state
+            .store
+            .find_approval(&surety_jose::sha256_b64(req.as_bytes()))
+            .await?
+            .filter(|a| a.requested_by == Some(rs.id));
+        let Some(a) = found else {
+            return invalid("unknown request");
+        };
+        if a.chain != t.chain || a.principal != t.principal || a.grant != t.grant {
+            return invalid("it was opened for another agent, principal or grant");
+        }
+        if !same_action(&a.details) {
+            return invalid("it approves another action, resource or arguments");
+        }
+        return match a.status_at(now) {
+            ApprovalStatus::Approved => Ok(Evidence::Valid(ApprovalTransition {
+                id: a.id,
+                from: ApprovalStatus::Approved,
+                to: ApprovalStatus::Consumed,
+                token_jti: None,
+                at: now,
+            })),
+            ApprovalStatus::Pending => Ok(Evidence::Waiting(ApprovalStatus::Pending)),
+            ApprovalStatus::Redeemed | ApprovalStatus::Consumed => invalid("it was already used"),
+            other => invalid(&format!("the request is {other}")),
+        };
+    }
+    Ok(Evidence::None)
+}
+
+/// Opens the approval request of a step-up on the agent's behalf.
+async fn open_on_behalf(
+    state: &AppState,
+    rs: &ResourceServer,
+    t: &ActiveToken,
+    grant: &surety_core::grant::Grant,
+    s: &StepUp,
+    decision: &Decision,
+) -> Result<(String, u64)> {
+    let now = state.clock.now();
+    let details = ActionDetails::parse(&s.authorization_details)
+        .map_err(|e| ApiError::invalid_request(e.0))?;
+    let client = state
+        .store
+        .get_agent(t.chain[0])
+        .await?
+        .ok_or_else(|| ApiError::internal("the token's agent is missing"))?;
+    let (a, id) = crate::approvals::open(
+        state,
+        crate::approvals::NewRequest {
+            client: &client,
+            chain: t.chain.clone(),
+            grant,
+            details,
+            binding_message: s.binding_message.clone(),
+            reasons: decision.reasons.clone(),
+            requested_by: Some(rs.id),
+            delivery: Delivery::Poll,
+            expires_in: crate::auth::to_time(state.config.approval_ttl),
+        },
+    )
+    .await?;
+    Ok((id, crate::approvals::seconds_until(a.expires_at, now)))
+}
+
 /// How long after a token or key is revoked its holder may still present it without it
 /// counting as misuse: requests already in flight, caches being refreshed.
 const WITHDRAWAL_GRACE: time::Duration = time::Duration::minutes(1);
@@ -313,8 +556,17 @@ async fn suspend(
         at: now,
     };
     match state.store.change_agent_status(&change, &[event]).await {
+        Ok(()) => {
+            metrics::counter!("surety_behavioural_suspensions_total", "trigger" => trigger.to_owned()).increment(1);
+            crate::approvals::cancel(
+                state,
+                surety_store::ApprovalScope::Agent(agent),
+                "the agent was suspended",
+            )
+            .await
+        }
         // Another request suspended it first.
-        Ok(()) | Err(surety_store::StoreError::Stale) => {
+        Err(surety_store::StoreError::Stale) => {
             metrics::counter!("surety_behavioural_suspensions_total", "trigger" => trigger.to_owned()).increment(1);
             Ok(())
         }
@@ -341,6 +593,9 @@ pub async fn native(
         resource_type: &body.resource.kind,
         resource_id: &body.resource.id,
         arguments: &body.arguments,
+        approval_token: body.approval_token.as_deref(),
+        auth_req_id: body.auth_req_id.as_deref(),
+        request_approval: body.request_approval,
     };
     let d = decide(&state, &rs, &asked).await?;
     Ok(axum::Json(DecisionView {
@@ -396,6 +651,9 @@ async fn evaluate_one(
         resource_type: &r.resource.kind,
         resource_id: &r.resource.id,
         arguments: r.context.get("arguments").unwrap_or(&null),
+        approval_token: r.context.get("approval_token").and_then(Value::as_str),
+        auth_req_id: r.context.get("auth_req_id").and_then(Value::as_str),
+        request_approval: r.context.get("request_approval").and_then(Value::as_bool) == Some(true),
     };
     Ok(authzen_answer(
         decide(state, rs, &asked).await?,

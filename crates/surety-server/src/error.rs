@@ -121,6 +121,13 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_target", d)
     }
 
+    /// 400 with a CIBA Core 1.0 (§11, §13) or RFC 9396 (§5) error `code`:
+    /// `authorization_pending`, `slow_down`, `expired_token`, `access_denied`,
+    /// `unknown_user_id`, `invalid_binding_message`, `invalid_authorization_details`.
+    pub fn ciba(code: &'static str, d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, d)
+    }
+
     /// 400 `invalid_dpop_proof` at the token endpoint.
     pub fn invalid_dpop_proof(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", d)

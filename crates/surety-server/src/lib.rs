@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod app;
+mod approvals;
 mod auth;
 mod batch;
 pub mod bootstrap;

@@ -18,10 +18,11 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use surety_core::agent::{Agent, AgentStatus};
+use surety_core::approval::{Approval, ApprovalStatus, Vote};
 use surety_core::audit::{AuditEvent, AuditFilter, AuditScope, NewEvent};
 use surety_core::grant::{Grant, GrantStatus};
 use surety_core::human::{Human, HumanStatus, Role};
-use surety_core::id::{AgentId, GrantId, HumanId, PrincipalId, ResourceServerId};
+use surety_core::id::{AgentId, ApprovalId, GrantId, HumanId, PrincipalId, ResourceServerId};
 use surety_core::key::{KeyRecord, KeyStatus};
 use surety_core::page::{Page, PageRequest};
 
@@ -574,6 +575,170 @@ pub trait PolicyStore {
 }
 
 /// Everything Surety stores.
+/// Which approval requests to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApprovalFilter {
+    /// Only requests this human may answer.
+    pub approver: Option<HumanId>,
+    /// Only requests made by this agent.
+    pub client: Option<AgentId>,
+    /// Only requests in this stored state.
+    pub status: Option<ApprovalStatus>,
+}
+
+/// A decided change of an approval's state, applied only if it is still in `from` (and,
+/// when `from` is `redeemed`, only for the token it was redeemed for).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalTransition {
+    /// Which request.
+    pub id: ApprovalId,
+    /// State the decision was made on.
+    pub from: ApprovalStatus,
+    /// New state.
+    pub to: ApprovalStatus,
+    /// Set on redemption; must match when consuming a redeemed approval.
+    pub token_jti: Option<String>,
+    /// When.
+    pub at: OffsetDateTime,
+}
+
+/// Whose open requests to cancel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalScope {
+    /// Every request by, or on behalf of, this agent (as actor or in its chain).
+    Agent(AgentId),
+    /// Every request under this grant.
+    Grant(GrantId),
+}
+
+/// Builds the votes' outcome inside the vote's transaction: the new state, if the votes
+/// settle the request, and the audit events to record.
+pub type VoteOutcome<'a> =
+    &'a (dyn Fn(&Approval, &[Vote]) -> (Option<ApprovalStatus>, Vec<NewEvent>) + Send + Sync);
+
+/// A registered passkey (webauthn-rs' serialised `Passkey`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PasskeyRecord {
+    /// Credential id, base64url.
+    pub cred_id: String,
+    /// Whose.
+    pub human: HumanId,
+    /// The credential as webauthn-rs serialises it.
+    pub passkey: serde_json::Value,
+    /// When registered.
+    pub created_at: OffsetDateTime,
+    /// Last successful use.
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// A WebAuthn ceremony in flight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ceremony {
+    /// Random id, handed to the browser.
+    pub id: String,
+    /// Who it is for, when known.
+    pub human: Option<HumanId>,
+    /// `register`, `login` or `approve:<apr_…>:<verdict>`.
+    pub purpose: String,
+    /// webauthn-rs' serialised state, plus what Surety binds to it.
+    pub state: serde_json::Value,
+    /// When it stops being usable.
+    pub expires_at: OffsetDateTime,
+}
+
+/// Approval requests and their votes.
+#[async_trait]
+pub trait ApprovalStore {
+    /// Records a new request (the agent must be active and the grant must exist).
+    async fn create_approval(&self, approval: &Approval, events: &[NewEvent]) -> Result<()>;
+    /// One request.
+    async fn get_approval(&self, id: ApprovalId) -> Result<Option<Approval>>;
+    /// The request an `auth_req_id` (by its hash) names.
+    async fn find_approval(&self, auth_req_hash: &str) -> Result<Option<Approval>>;
+    /// Requests, newest first.
+    async fn list_approvals(
+        &self,
+        filter: &ApprovalFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Approval>>;
+    /// The votes cast on a request.
+    async fn approval_votes(&self, id: ApprovalId) -> Result<Vec<Vote>>;
+    /// Casts `vote` on a pending request, holding the request so votes are counted one at a
+    /// time; `outcome` sees every vote including this one. A request no longer pending (by
+    /// state or time) → [`StoreError::Stale`]; a second vote of one approver →
+    /// [`StoreError::Conflict`]. Returns the request as it now stands.
+    async fn vote(&self, vote: &Vote, outcome: VoteOutcome<'_>) -> Result<Approval>;
+    /// Applies a decided change; [`StoreError::Stale`] if the request moved meanwhile.
+    async fn transition_approval(
+        &self,
+        change: &ApprovalTransition,
+        events: &[NewEvent],
+    ) -> Result<()>;
+    /// Records a poll and the interval the client must keep from now on.
+    async fn record_poll(&self, id: ApprovalId, at: OffsetDateTime, interval: u32) -> Result<()>;
+    /// Cancels every open (pending, approved or redeemed, unexpired) request in `scope`,
+    /// with one event each. Returns how many.
+    async fn cancel_approvals(
+        &self,
+        scope: ApprovalScope,
+        at: OffsetDateTime,
+        event: &(dyn for<'x> Fn(&'x Approval) -> NewEvent + Send + Sync),
+    ) -> Result<u64>;
+    /// Sets or clears an agent's CIBA ping notification endpoint.
+    async fn set_notification_endpoint(
+        &self,
+        agent: AgentId,
+        url: Option<&str>,
+        events: &[NewEvent],
+    ) -> Result<()>;
+    /// An agent's CIBA ping notification endpoint.
+    async fn notification_endpoint(&self, agent: AgentId) -> Result<Option<String>>;
+    /// The human with this e-mail address (a CIBA `login_hint`), ignoring case.
+    async fn human_by_email(&self, email: &str) -> Result<Option<HumanId>>;
+}
+
+/// Passkeys, their enrollment links, WebAuthn ceremonies and web sessions.
+#[async_trait]
+pub trait PasskeyStore {
+    /// Issues a one-time passkey enrollment link (stored as the code's hash).
+    async fn issue_invite(&self, invite: &Enrollment, events: &[NewEvent]) -> Result<()>;
+    /// The active human an unused, unexpired invite is for.
+    async fn invited_human(&self, code_hash: &str, now: OffsetDateTime) -> Result<Option<HumanId>>;
+    /// Uses the invite once and registers `passkey` for its human. Unknown, used or expired
+    /// invite → [`StoreError::NotFound`].
+    async fn register_passkey(
+        &self,
+        code_hash: &str,
+        passkey: &PasskeyRecord,
+        events: &[NewEvent],
+    ) -> Result<()>;
+    /// A human's passkeys.
+    async fn list_passkeys(&self, human: HumanId) -> Result<Vec<PasskeyRecord>>;
+    /// Stores a passkey's updated counter after a use.
+    async fn touch_passkey(
+        &self,
+        cred_id: &str,
+        passkey: &serde_json::Value,
+        at: OffsetDateTime,
+    ) -> Result<()>;
+    /// Stores a ceremony.
+    async fn put_ceremony(&self, ceremony: &Ceremony) -> Result<()>;
+    /// Takes a ceremony out, once; expired ones are not returned.
+    async fn take_ceremony(&self, id: &str, now: OffsetDateTime) -> Result<Option<Ceremony>>;
+    /// Starts a web session (stored as the cookie's hash).
+    async fn create_ui_session(
+        &self,
+        token_hash: &str,
+        human: HumanId,
+        at: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<()>;
+    /// The human of a live session.
+    async fn ui_session(&self, token_hash: &str, now: OffsetDateTime) -> Result<Option<HumanId>>;
+    /// Ends a session.
+    async fn end_ui_session(&self, token_hash: &str) -> Result<()>;
+}
+
 #[async_trait]
 pub trait Store:
     OrgStore
@@ -589,6 +754,8 @@ pub trait Store:
     + ResourceServerStore
     + CredentialStore
     + PolicyStore
+    + ApprovalStore
+    + PasskeyStore
     + Debug
     + Send
     + Sync

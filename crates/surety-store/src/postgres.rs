@@ -90,6 +90,8 @@ async fn human_status_shared(
 
 #[path = "shared/agents.rs"]
 mod agents;
+#[path = "shared/approvals.rs"]
+mod approvals;
 #[path = "shared/audit.rs"]
 mod audit;
 #[path = "shared/credentials.rs"]

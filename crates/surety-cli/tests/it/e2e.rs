@@ -192,3 +192,147 @@ async fn rfc8693_e2e_oauth4webapi_token_exchange_dpop_introspection_revocation()
     }
     server.stop().await;
 }
+
+/// Writes a CLI profile for the server's first admin (device key file mode 0600).
+fn admin_profile(server: &TestServer, dir: &Path) -> PathBuf {
+    let key_file = write_key(dir, "admin.jwk.json", &server.admin_key());
+    let profile = dir.join("admin.toml");
+    surety_sdk::profile::Profile {
+        server: server.base.clone(),
+        human_id: server.admin.id,
+        key_file,
+    }
+    .save(&profile)
+    .unwrap();
+    profile
+}
+
+/// Runs the `surety` binary with `profile`.
+async fn surety_cli(profile: &Path, args: &[&str]) -> Output {
+    let profile = profile.to_owned();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_surety"))
+            .env_clear()
+            .env("SURETY_PROFILE", profile)
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// openid-client drives CIBA while the principal answers with `surety approve` (device key).
+async fn ciba_with_openid_client(approve: bool) -> (TestServer, Value, String) {
+    let package_task = tokio::task::spawn_blocking(|| ensure_npm_package("openid-client"));
+    let server = TestServer::start_with(surety_testkit::Options {
+        config: vec![("ciba_interval", "1s".into())],
+        ..Default::default()
+    })
+    .await;
+    let (agent, agent_key) = server.agent("e2e-openid-client").await;
+    let grant = server
+        .grant(agent.id, &["payments.transfer"], &[RESOURCE], 0)
+        .await;
+    let keys = tempfile::tempdir().unwrap();
+    let agent_jwk = write_key(keys.path(), "agent.jwk.json", &agent_key);
+    let profile = admin_profile(&server, keys.path());
+    package_task.await.unwrap();
+    let details = serde_json::json!([{
+        "type": "surety_action",
+        "locations": [RESOURCE],
+        "action": "payments.transfer",
+        "resource": {"type": "Resource", "id": "acct-7"},
+        "arguments": {"amount": 7500, "currency": "EUR", "to": "ACME"},
+    }]);
+    let client = tokio::spawn(node(
+        "ciba.mjs",
+        vec![
+            ("SURETY_ISSUER", server.base.clone()),
+            ("SURETY_AGENT_ID", agent.id.to_string()),
+            ("SURETY_AGENT_JWK", agent_jwk.display().to_string()),
+            ("SURETY_LOGIN_HINT", server.admin.email.clone()),
+            ("SURETY_BINDING_MESSAGE", "Pay ACME 7500 EUR".into()),
+            ("SURETY_AUTHORIZATION_DETAILS", details.to_string()),
+        ],
+    ));
+    // The request shows up in the principal's inbox; they answer from the CLI.
+    let mut id = None;
+    for _ in 0..100 {
+        let out = surety_cli(&profile, &["approve", "list", "--json"]).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            describe("surety approve list", &out)
+        );
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+        if let Some(found) = list["items"][0]["id"].as_str() {
+            id = Some(found.to_owned());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let id = id.expect("the request reached the approver's inbox");
+    let shown = surety_cli(&profile, &["approve", "show", &id]).await;
+    let text = String::from_utf8_lossy(&shown.stderr).into_owned();
+    assert!(
+        text.contains("Pay ACME 7500 EUR") && text.contains("7500"),
+        "{text}"
+    );
+    let verb = if approve { "approve" } else { "deny" };
+    let answered = surety_cli(&profile, &["approve", verb, &id, "--reason", "e2e"]).await;
+    assert!(
+        answered.status.success(),
+        "{}",
+        describe("surety approve", &answered)
+    );
+    let seen = client.await.unwrap();
+    println!("openid-client observed: {seen}");
+    if approve {
+        assert_eq!(
+            seen["access_token_claims"]["grant_id"],
+            grant.id.to_string().as_str(),
+            "{seen}"
+        );
+    }
+    (server, seen, id)
+}
+
+#[tokio::test]
+async fn ciba_e2e_openid_client_poll_with_dpop_approved_on_the_cli() {
+    let (server, seen, id) = ciba_with_openid_client(true).await;
+    assert_eq!(seen["ok"], true, "{seen}");
+    // openid-client normalises `token_type` to lower case.
+    assert!(
+        seen["token_type"]
+            .as_str()
+            .is_some_and(|t| t.eq_ignore_ascii_case("DPoP")),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["token_responses"][0]["error"], "use_dpop_nonce",
+        "{seen}"
+    );
+    assert_eq!(
+        seen["authorization_details"][0]["arguments"]["amount"], 7500,
+        "{seen}"
+    );
+    let claims = &seen["access_token_claims"];
+    assert_eq!(claims["approval_id"], id.as_str(), "{seen}");
+    assert_eq!(claims["cnf"]["jkt"], seen["dpop_jkt"], "{seen}");
+    assert_eq!(
+        claims["authorization_details"], seen["authorization_details"],
+        "{seen}"
+    );
+    assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() <= 300);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn ciba_e2e_openid_client_sees_access_denied_when_the_human_denies() {
+    let (server, seen, _) = ciba_with_openid_client(false).await;
+    assert_eq!(seen["ok"], false, "{seen}");
+    assert_eq!(seen["error"], "access_denied", "{seen}");
+    server.stop().await;
+}

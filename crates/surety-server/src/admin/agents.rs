@@ -165,7 +165,14 @@ async fn transition(
             at: now,
         };
         match state.store.change_agent_status(&change, &[event]).await {
-            Ok(()) => return view(state, id).await,
+            Ok(()) => {
+                if to != surety_core::agent::AgentStatus::Active {
+                    let why = format!("the agent was {to}");
+                    crate::approvals::cancel(state, surety_store::ApprovalScope::Agent(id), &why)
+                        .await?;
+                }
+                return view(state, id).await;
+            }
             Err(StoreError::Stale) => continue,
             Err(e) => return Err(e.into()),
         }

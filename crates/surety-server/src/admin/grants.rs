@@ -177,6 +177,10 @@ async fn transition(
             &[event],
         )
         .await?;
+    if to == GrantStatus::Revoked {
+        let scope = surety_store::ApprovalScope::Grant(grant.id);
+        crate::approvals::cancel(state, scope, "the grant was revoked").await?;
+    }
     Ok(axum::Json(GrantView::at(
         &load(state, grant.id).await?,
         now,

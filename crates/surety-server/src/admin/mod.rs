@@ -3,6 +3,7 @@
 //! allowed, then apply the decision through the store with its audit event.
 
 pub mod agents;
+pub mod approvals;
 pub mod audit;
 pub mod credentials;
 pub mod enroll;

@@ -118,5 +118,6 @@ pub(super) async fn issue(
         expires_in: u64::try_from(ttl.whole_seconds()).unwrap_or(0),
         scope: SCOPE_ADMIN.into(),
         issued_token_type: None,
+        authorization_details: None,
     })
 }

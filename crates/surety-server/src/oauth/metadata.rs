@@ -6,11 +6,13 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use surety_api::oauth::{
-    GRANT_TYPE_CLIENT_CREDENTIALS, GRANT_TYPE_JWT_BEARER, GRANT_TYPE_TOKEN_EXCHANGE,
-    TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_GRANT,
+    GRANT_TYPE_CIBA, GRANT_TYPE_CLIENT_CREDENTIALS, GRANT_TYPE_JWT_BEARER,
+    GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_GRANT,
 };
 
-use crate::app::{AppState, INTROSPECT_PATH, JWKS_PATH, OPENAPI_PATH, REVOKE_PATH, TOKEN_PATH};
+use crate::app::{
+    AppState, BC_AUTHORIZE_PATH, INTROSPECT_PATH, JWKS_PATH, OPENAPI_PATH, REVOKE_PATH, TOKEN_PATH,
+};
 use crate::error::{ApiError, DPOP_ALGS};
 
 /// Algorithms accepted on client assertions and DPoP proofs.
@@ -29,7 +31,12 @@ pub fn document(state: &AppState) -> Value {
         "introspection_endpoint": state.url(INTROSPECT_PATH),
         "revocation_endpoint": state.url(REVOKE_PATH),
         "response_types_supported": [],
-        "grant_types_supported": [GRANT_TYPE_TOKEN_EXCHANGE, GRANT_TYPE_JWT_BEARER, GRANT_TYPE_CLIENT_CREDENTIALS],
+        "grant_types_supported": [GRANT_TYPE_TOKEN_EXCHANGE, GRANT_TYPE_JWT_BEARER, GRANT_TYPE_CLIENT_CREDENTIALS, GRANT_TYPE_CIBA],
+        "backchannel_authentication_endpoint": state.url(BC_AUTHORIZE_PATH),
+        "backchannel_token_delivery_modes_supported": ["poll", "ping"],
+        "backchannel_authentication_request_signing_alg_values_supported": [],
+        "backchannel_user_code_parameter_supported": false,
+        "authorization_details_types_supported": [surety_core::approval::ACTION_TYPE],
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": algs(),
         "introspection_endpoint_auth_methods_supported": auth_methods,

@@ -11,7 +11,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use surety_api::oauth::{
-    GRANT_TYPE_CLIENT_CREDENTIALS, GRANT_TYPE_JWT_BEARER, GRANT_TYPE_TOKEN_EXCHANGE, TokenResponse,
+    GRANT_TYPE_CIBA, GRANT_TYPE_CLIENT_CREDENTIALS, GRANT_TYPE_JWT_BEARER,
+    GRANT_TYPE_TOKEN_EXCHANGE, TokenResponse,
 };
 use surety_jose::rfc7523::AssertionPolicy;
 use surety_jose::rfc9449::{NonceCheck, VerifiedProof};
@@ -22,6 +23,7 @@ use crate::error::ApiError;
 use crate::extract::Form;
 
 pub(crate) mod access_token;
+pub(crate) mod ciba;
 mod client_auth;
 mod client_credentials;
 mod jwt_bearer;
@@ -55,6 +57,7 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, form: Form
     let result = match form.get("grant_type") {
         Some(GRANT_TYPE_JWT_BEARER) => jwt_bearer::issue(&state, &headers, &form).await,
         Some(GRANT_TYPE_TOKEN_EXCHANGE) => rfc8693::exchange(&state, &headers, &form).await,
+        Some(GRANT_TYPE_CIBA) => ciba::redeem(&state, &headers, &form).await,
         Some(GRANT_TYPE_CLIENT_CREDENTIALS) => {
             client_credentials::issue(&state, &headers, &form).await
         }

@@ -170,6 +170,8 @@ pub(super) async fn exchange(
         cnf: Cnf { jkt: bound_to },
         grant_id: minted.grant.to_string(),
         derived_from,
+        authorization_details: None,
+        approval_id: None,
     };
     let signer = state
         .keys
@@ -194,6 +196,7 @@ pub(super) async fn exchange(
         expires_in: u64::try_from(claims.exp - claims.iat).unwrap_or(0),
         scope: claims.scope,
         issued_token_type: Some(TOKEN_TYPE_ACCESS_TOKEN.into()),
+        authorization_details: None,
     })
 }
 
@@ -233,7 +236,11 @@ async fn sub_agent(
         Err(Inactive::Because(_) | Inactive::Withdrawn(_)) => return Err(unusable()),
         Err(Inactive::Error(e)) => return Err(e),
     };
-    if signed.claims.cnf.jkt != proof_jkt || signed.chain.first() != Some(&client.id) {
+    // A one-time approval token is evidence for one action, never authority to delegate.
+    if signed.claims.cnf.jkt != proof_jkt
+        || signed.chain.first() != Some(&client.id)
+        || signed.claims.approval_id.is_some()
+    {
         return Err(unusable());
     }
     let parent = match check_standing(state, signed).await {

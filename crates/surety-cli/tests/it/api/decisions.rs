@@ -13,7 +13,7 @@ use crate::support::{CRM, Delegation, TokenRequest, expect_error, ok_token};
 
 /// An agent with a grant for three catalog actions on CRM (transfers up to 5000 EUR), and
 /// CRM registered as a resource server.
-async fn setup(server: &TestServer) -> Delegation {
+pub(super) async fn setup(server: &TestServer) -> Delegation {
     let (agent, key) = server.agent("bot").await;
     let grant = server
         .admin_client()
@@ -63,7 +63,7 @@ async fn rs_token(server: &TestServer, key: &PrivateJwk, client: &str) -> reqwes
         .unwrap()
 }
 
-async fn decisions_token(server: &TestServer, d: &Delegation) -> String {
+pub(super) async fn decisions_token(server: &TestServer, d: &Delegation) -> String {
     let r = rs_token(server, &d.rs_key, &d.rs.id.to_string()).await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
@@ -74,7 +74,7 @@ async fn decisions_token(server: &TestServer, d: &Delegation) -> String {
     body["access_token"].as_str().unwrap().to_owned()
 }
 
-async fn agent_token(server: &TestServer, d: &Delegation) -> String {
+pub(super) async fn agent_token(server: &TestServer, d: &Delegation) -> String {
     let body = ok_token(
         server,
         TokenRequest::exchange(
@@ -90,7 +90,7 @@ async fn agent_token(server: &TestServer, d: &Delegation) -> String {
 }
 
 /// POSTs `body` to `path` as the resource server.
-async fn ask(
+pub(super) async fn ask(
     server: &TestServer,
     d: &Delegation,
     token: &str,
