@@ -83,6 +83,11 @@ pub enum HumanCommand {
         /// `hum_…`
         id: HumanId,
     },
+    /// Issue a one-time link to register a passkey for the approvals web UI.
+    Invite {
+        /// `hum_…`
+        id: HumanId,
+    },
     /// Revoke one of a human's device keys.
     RevokeKey {
         /// `hum_…`
@@ -253,6 +258,17 @@ pub async fn run(g: &Globals, cmd: HumanCommand) -> anyhow::Result<()> {
                 return output::json(&h);
             }
             say!("{} is now {}", h.id, h.status);
+        }
+        HumanCommand::Invite { id } => {
+            let invite = client.invite(id).await?;
+            if g.json {
+                return output::json(&invite);
+            }
+            say!("{}", invite.url);
+            eprintln!(
+                "Open it in a browser to register a passkey (one use, expires {}).",
+                output::time(invite.expires_at)
+            );
         }
         HumanCommand::EnrollCode { id } => {
             let code = client.enrollment_code(id).await?;

@@ -118,7 +118,8 @@ pub struct ActionDetails {
     pub arguments: Value,
     /// The resource server (its audience) that will see the approval token.
     pub location: String,
-    /// The grant it is asked under, when the request names it.
+    /// The grant it is asked under: named by the agent's request, or found for it — a
+    /// stored request always names its grant.
     pub grant: Option<GrantId>,
 }
 

@@ -432,6 +432,15 @@ impl AdminClient {
             .await
     }
 
+    /// `POST /v1/humans/{id}/invite`: a one-time passkey enrollment link.
+    pub async fn invite(
+        &self,
+        id: HumanId,
+    ) -> Result<surety_api::approvals::InviteView, ClientError> {
+        self.post(&format!("/v1/humans/{id}/invite"), &serde_json::json!({}))
+            .await
+    }
+
     /// `GET /v1/approvals`: the requests waiting for this human (or in `status`, or `all`).
     pub async fn list_approvals(
         &self,

@@ -91,6 +91,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Changes of approval requests, for the approvers' streams on this node.
     pub(crate) notices: Arc<crate::approvals::Notices>,
+    /// The WebAuthn relying party of the web UI.
+    pub(crate) passkeys: Arc<crate::ui::Passkeys>,
 }
 
 impl AppState {
@@ -144,6 +146,7 @@ impl AppState {
             })
         };
         let policies = Policies::load(store.as_ref()).await?;
+        let passkeys = crate::ui::Passkeys::new(&config.issuer_url());
         Ok(Self {
             policies: Arc::new(policies),
             replay: Arc::new(replay),
@@ -156,6 +159,7 @@ impl AppState {
             nonces: Arc::new(nonces),
             metrics: telemetry::prometheus(),
             notices: Arc::new(crate::approvals::Notices::new()),
+            passkeys: Arc::new(passkeys),
         })
     }
 
@@ -253,6 +257,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(humans::deactivate))
         .routes(routes!(humans::reactivate))
         .routes(routes!(humans::enrollment_code))
+        .routes(routes!(humans::invite))
         .routes(routes!(humans::revoke_key))
         .routes(routes!(agents::register, agents::list))
         .routes(routes!(agents::get))
@@ -300,6 +305,7 @@ pub fn router(state: AppState) -> Router {
     let timeout = state.config.request_timeout;
     let body_limit = state.config.max_body_bytes;
     routes
+        .merge(crate::ui::routes())
         .route(OPENAPI_PATH, get(move || async move { axum::Json(openapi.as_ref().clone()) }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

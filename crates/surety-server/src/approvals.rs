@@ -99,7 +99,10 @@ pub(crate) async fn open(state: &AppState, r: NewRequest<'_>) -> Result<(Approva
         chain: r.chain,
         principal: r.grant.principal,
         grant: r.grant.id,
-        details: r.details,
+        details: ActionDetails {
+            grant: Some(r.grant.id),
+            ..r.details
+        },
         binding_message: r.binding_message,
         reasons: r.reasons,
         approvers,

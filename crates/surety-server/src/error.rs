@@ -79,6 +79,15 @@ impl ApiError {
         )
     }
 
+    /// 503 for a feature this deployment's configuration cannot offer, saying why.
+    pub fn not_available(d: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            d,
+        )
+    }
+
     /// 503 when the database cannot be reached.
     pub fn unavailable(detail: impl std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "database unavailable");

@@ -18,6 +18,7 @@ mod oauth;
 mod ops;
 pub mod serve;
 pub mod telemetry;
+mod ui;
 
 pub use app::{AppState, openapi, router};
 pub use config::Config;

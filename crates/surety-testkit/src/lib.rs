@@ -50,6 +50,9 @@ pub struct Options {
     /// Join the deployment of another test server (a second node on its PostgreSQL
     /// database) instead of creating one.
     pub join: Option<Node>,
+    /// Name the server `http://localhost:PORT` rather than by its IP address: browsers
+    /// accept only domain names as WebAuthn relying parties.
+    pub localhost: bool,
 }
 
 /// What a second node needs to join a deployment: its issuer, database and key-encryption
@@ -76,6 +79,7 @@ impl Default for Options {
             clock: Arc::new(SystemClock),
             config: Vec::new(),
             join: None,
+            localhost: false,
         }
     }
 }
@@ -125,7 +129,11 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let base = format!("http://{addr}");
+        let base = if options.localhost {
+            format!("http://localhost:{}", addr.port())
+        } else {
+            format!("http://{addr}")
+        };
         let pg = match options.backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(

@@ -30,24 +30,45 @@ fn describe(what: &str, out: &Output) -> String {
     )
 }
 
-/// Makes sure `node_modules` holds exactly the pinned version of `package` (`.ci/run` installs
-/// it; a bare `cargo test` installs it here with `npm ci`). Never skips: no Node or no npm is a
-/// failure.
-fn ensure_npm_package(package: &str) {
+/// Makes sure `node_modules` holds exactly the pinned version of every package in
+/// `tests/e2e/package.json` (`.ci/run` installs them; a bare `cargo test` installs them here
+/// with `npm ci`). Never skips: no Node or no npm is a failure. All packages are checked
+/// together and installs run one at a time, so that no test's `npm ci` replaces
+/// `node_modules` under another test's running client.
+fn ensure_npm_packages() {
+    static NPM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = NPM
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = e2e_dir();
     let read = |path: PathBuf| -> Option<Value> {
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
     };
     let manifest = read(dir.join("package.json")).expect("tests/e2e/package.json");
-    let pinned = manifest["dependencies"][package]
-        .as_str()
-        .unwrap_or_else(|| panic!("{package} is not a dependency in tests/e2e/package.json"))
-        .to_owned();
-    let installed = || {
-        read(dir.join("node_modules").join(package).join("package.json"))
-            .and_then(|m| m["version"].as_str().map(str::to_owned))
+    let pinned: Vec<(String, String)> = manifest["dependencies"]
+        .as_object()
+        .expect("dependencies in tests/e2e/package.json")
+        .iter()
+        .map(|(name, version)| {
+            (
+                name.clone(),
+                version.as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let missing = || -> Vec<String> {
+        pinned
+            .iter()
+            .filter(|(name, version)| {
+                read(dir.join("node_modules").join(name).join("package.json"))
+                    .and_then(|m| m["version"].as_str().map(str::to_owned))
+                    .as_deref()
+                    != Some(version.as_str())
+            })
+            .map(|(name, version)| format!("{name}@{version}"))
+            .collect()
     };
-    if installed().as_deref() == Some(pinned.as_str()) {
+    if missing().is_empty() {
         return;
     }
     let out = Command::new("npm")
@@ -60,11 +81,8 @@ fn ensure_npm_package(package: &str) {
         "{}",
         describe("`npm ci` failed", &out)
     );
-    assert_eq!(
-        installed().as_deref(),
-        Some(pinned.as_str()),
-        "`npm ci` did not install {package}@{pinned}"
-    );
+    let still = missing();
+    assert!(still.is_empty(), "`npm ci` did not install {still:?}");
 }
 
 /// Writes a private JWK where only its owner can read it.
@@ -123,7 +141,7 @@ async fn rfc8693_e2e_oauth4webapi_token_exchange_dpop_introspection_revocation()
     // RFC 8693 token exchange of a grant with RFC 7523 private_key_jwt and an RFC 9449 DPoP
     // proof (after the server's `use_dpop_nonce`), RFC 9068 validation of the token with a
     // DPoP proof, RFC 7662 introspection, RFC 7009 revocation, and introspection again.
-    let package_task = tokio::task::spawn_blocking(|| ensure_npm_package("oauth4webapi"));
+    let package_task = tokio::task::spawn_blocking(ensure_npm_packages);
     let server = TestServer::start().await;
     let (agent, agent_key) = server.agent("e2e-oauth4webapi").await;
     let grant = server.grant(agent.id, &[SCOPE], &[RESOURCE], 0).await;
@@ -225,7 +243,7 @@ async fn surety_cli(profile: &Path, args: &[&str]) -> Output {
 
 /// openid-client drives CIBA while the principal answers with `surety approve` (device key).
 async fn ciba_with_openid_client(approve: bool) -> (TestServer, Value, String) {
-    let package_task = tokio::task::spawn_blocking(|| ensure_npm_package("openid-client"));
+    let package_task = tokio::task::spawn_blocking(ensure_npm_packages);
     let server = TestServer::start_with(surety_testkit::Options {
         config: vec![("ciba_interval", "1s".into())],
         ..Default::default()
@@ -334,5 +352,174 @@ async fn ciba_e2e_openid_client_sees_access_denied_when_the_human_denies() {
     let (server, seen, _) = ciba_with_openid_client(false).await;
     assert_eq!(seen["ok"], false, "{seen}");
     assert_eq!(seen["error"], "access_denied", "{seen}");
+    server.stop().await;
+}
+
+/// Debian's Chromium (or `CHROMIUM`). A bare `cargo test` installs it with apt the first
+/// time, as `.ci/run` does; if that is impossible the test fails — it never skips.
+fn chromium() -> String {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let path = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let _one_at_a_time = INSTALL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !Path::new(&path).exists() {
+        for args in [
+            &["update", "-qq"][..],
+            &[
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "chromium",
+            ][..],
+        ] {
+            let out = Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .output()
+                .unwrap_or_else(|e| panic!("Chromium is missing and apt-get cannot run: {e}"));
+            assert!(
+                out.status.success(),
+                "{}",
+                describe("apt-get (installing Chromium)", &out)
+            );
+        }
+    }
+    assert!(
+        Path::new(&path).exists(),
+        "Chromium is needed for the browser tests: install Debian's `chromium`, or set CHROMIUM"
+    );
+    path
+}
+
+/// A real browser (Chromium with a WebAuthn virtual authenticator: user verification by
+/// "biometrics") registers a passkey from an invite link, signs in, opens the request in
+/// the inbox and answers it; the agent's next poll then gets its answer.
+async fn passkey_answer_in_a_browser(approve: bool) -> (TestServer, Value, reqwest::Response) {
+    let package_task = tokio::task::spawn_blocking(ensure_npm_packages);
+    let browser = tokio::task::spawn_blocking(chromium).await.unwrap();
+    let server = TestServer::start_with(surety_testkit::Options {
+        localhost: true,
+        config: vec![("ciba_interval", "1s".into())],
+        ..Default::default()
+    })
+    .await;
+    let (agent, agent_key) = server.agent("e2e-browser").await;
+    server
+        .grant(agent.id, &["payments.transfer"], &[RESOURCE], 0)
+        .await;
+    let invite = server.admin_client().invite(server.admin.id).await.unwrap();
+    assert!(
+        invite
+            .url
+            .starts_with(&format!("{}/ui/enroll#", server.base)),
+        "{invite:?}"
+    );
+    let details = serde_json::json!([{
+        "type": "surety_action",
+        "locations": [RESOURCE],
+        "action": "payments.transfer",
+        "resource": {"type": "Resource", "id": "acct-9"},
+        "arguments": {"amount": 12000, "currency": "EUR", "to": "ACME"},
+    }]);
+    let opened = crate::api::approvals::bc_authorize(
+        &server,
+        &agent_key,
+        &agent.id.to_string(),
+        &[
+            ("login_hint", server.admin.email.clone()),
+            ("binding_message", "Pay ACME 12000 EUR".into()),
+            ("authorization_details", details.to_string()),
+        ],
+    )
+    .await;
+    let opened: Value = opened.json().await.unwrap();
+    let auth_req_id = opened["auth_req_id"]
+        .as_str()
+        .expect("a request")
+        .to_owned();
+    let pending = server
+        .admin_client()
+        .list_approvals(&surety_api::approvals::ApprovalQuery::default())
+        .await
+        .unwrap();
+    let approval = pending.items[0].id.clone();
+    package_task.await.unwrap();
+    let mut env = vec![
+        ("SURETY_BASE", server.base.clone()),
+        ("SURETY_INVITE_URL", invite.url.clone()),
+        ("SURETY_EMAIL", server.admin.email.clone()),
+        ("SURETY_APPROVAL_ID", approval),
+        (
+            "SURETY_DECISION",
+            if approve { "approve" } else { "deny" }.into(),
+        ),
+        ("SURETY_REASON", "checked with the supplier".into()),
+        ("CHROMIUM", browser),
+    ];
+    // Set to a folder to refresh the UI screenshots in docs/.
+    if let Ok(dir) = std::env::var("SURETY_SCREENSHOTS") {
+        env.push(("SURETY_SCREENSHOTS", dir));
+    }
+    let seen = node("browser.mjs", env).await;
+    println!("browser observed: {seen}");
+    let poll =
+        crate::api::approvals::poll(&server, &agent_key, &agent.id.to_string(), &auth_req_id)
+            .send(&server)
+            .await;
+    (server, seen, poll)
+}
+
+#[tokio::test]
+async fn webauthn_e2e_passkey_approval_in_chromium_then_the_agent_redeems() {
+    let (server, seen, poll) = passkey_answer_in_a_browser(true).await;
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert_eq!(seen["result"], "approved", "{seen}");
+    assert_eq!(seen["binding_message"], "Pay ACME 12000 EUR", "{seen}");
+    assert_eq!(seen["action"], "payments.transfer", "{seen}");
+    assert!(
+        seen["arguments"]
+            .as_str()
+            .is_some_and(|a| a.contains("12000")),
+        "{seen}"
+    );
+    assert_eq!(seen["credentials"], 1, "{seen}");
+    let status = poll.status();
+    let body: Value = poll.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["authorization_details"][0]["arguments"]["amount"],
+        12000
+    );
+    // The vote keeps the passkey's assertion, bound to the statement's digest.
+    let list = server
+        .admin_client()
+        .list_approvals(&surety_api::approvals::ApprovalQuery {
+            status: Some("all".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let vote = &list.items[0].votes[0];
+    assert_eq!(
+        (vote.method.as_str(), vote.decision.as_str()),
+        ("passkey", "approve")
+    );
+    assert_eq!(vote.reason.as_deref(), Some("checked with the supplier"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn webauthn_e2e_passkey_denial_in_chromium_ends_the_agents_poll_with_access_denied() {
+    let (server, seen, poll) = passkey_answer_in_a_browser(false).await;
+    assert_eq!(seen["result"], "denied", "{seen}");
+    let status = poll.status().as_u16();
+    let body: Value = poll.json().await.unwrap();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("access_denied")),
+        "{body}"
+    );
     server.stop().await;
 }

@@ -8,7 +8,7 @@
     reason = "tests"
 )]
 
-mod api;
+pub(crate) mod api;
 mod cli;
 mod compliance;
 mod e2e;

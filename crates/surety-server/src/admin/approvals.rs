@@ -197,13 +197,15 @@ pub async fn stream(
     State(state): State<AppState>,
     AdminCaller(caller): AdminCaller,
 ) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
-    Ok(Sse::new(notices(&state, caller).await?).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(notices(&state, caller, true).await?).keep_alive(KeepAlive::default()))
 }
 
-/// The stream of `approval` events for `caller` (also used by the web UI).
+/// The stream of `approval` events for `caller` (also used by the web UI, which renders the
+/// waiting requests itself and asks only for what changes: `waiting` false).
 pub(crate) async fn notices(
     state: &AppState,
     caller: Caller,
+    waiting: bool,
 ) -> Result<impl Stream<Item = std::result::Result<Event, Infallible>> + use<>> {
     let me = caller.id;
     // Subscribe first, so nothing opened meanwhile is missed.
@@ -214,18 +216,22 @@ pub(crate) async fn notices(
         client: None,
         status: Some(ApprovalStatus::Pending),
     };
-    let waiting = state
-        .store
-        .list_approvals(&filter, &page(Some(200), None)?)
-        .await?;
+    let listed = if waiting {
+        state
+            .store
+            .list_approvals(&filter, &page(Some(200), None)?)
+            .await?
+            .items
+    } else {
+        Vec::new()
+    };
     let event = |id: ApprovalId, status: ApprovalStatus| {
         Ok(Event::default()
             .event("approval")
             .id(id.to_string())
             .data(json!({"id": id.to_string(), "status": status.as_str()}).to_string()))
     };
-    let first: Vec<_> = waiting
-        .items
+    let first: Vec<_> = listed
         .iter()
         .filter(|a| a.status_at(now) == ApprovalStatus::Pending)
         .map(|a| event(a.id, ApprovalStatus::Pending))

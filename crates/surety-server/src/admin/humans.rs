@@ -260,6 +260,49 @@ pub async fn enrollment_code(
     Ok((StatusCode::CREATED, axum::Json(code)))
 }
 
+/// Issues a one-time link to register a passkey for the web UI (admins, or the human
+/// themselves); older unused links stop working. The code travels in the URL's fragment, so
+/// it never reaches a server log.
+#[utoipa::path(post, path = "/v1/humans/{id}/invite", tag = "humans",
+    params(("id" = String, Path)), security(("dpop" = [])),
+    responses((status = 201, body = surety_api::approvals::InviteView), (status = 403, body = surety_api::ErrorBody), (status = 409, body = surety_api::ErrorBody)))]
+pub async fn invite(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, axum::Json<surety_api::approvals::InviteView>)> {
+    let id: HumanId = parse("id", &id)?;
+    if !caller.is_admin() && caller.id != id {
+        return Err(ApiError::forbidden(
+            "only admins may invite someone else to register a passkey",
+        ));
+    }
+    let human = load_human(&state, id).await?;
+    if human.status != surety_core::human::HumanStatus::Active {
+        return Err(ApiError::conflict(format!(
+            "human `{id}` is {}",
+            human.status
+        )));
+    }
+    let (code, invite) = new_enrollment(&state, id)?;
+    let event = NewEvent::new(
+        EventKind::HumanInvited,
+        actor(&caller),
+        id,
+        state.clock.now(),
+    )
+    .human(id)
+    .details(json!({"expires_at": code.expires_at.unix_timestamp()}));
+    state.store.issue_invite(&invite, &[event]).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(surety_api::approvals::InviteView {
+            url: format!("{}/ui/enroll#{}", state.issuer, code.code),
+            expires_at: code.expires_at,
+        }),
+    ))
+}
+
 /// Revokes a device key (admins, or the human themselves). A revoked key never returns.
 #[utoipa::path(post, path = "/v1/humans/{id}/keys/{kid}/revoke", tag = "humans",
     params(("id" = String, Path), ("kid" = String, Path)), security(("dpop" = [])),

@@ -9,6 +9,7 @@
 )]
 
 mod agents;
+mod approvals;
 mod audit;
 mod concurrency;
 mod credentials;

@@ -28,7 +28,7 @@ fn transfer_details(amount: u64) -> Value {
 }
 
 /// `POST /oauth2/bc-authorize` as agent `client` with `key`, with `params`.
-async fn bc_authorize(
+pub(crate) async fn bc_authorize(
     server: &TestServer,
     key: &PrivateJwk,
     client: &str,
@@ -71,7 +71,7 @@ async fn ask_approval(server: &TestServer, d: &Delegation, details: &Value) -> V
 }
 
 /// The CIBA grant at the token endpoint, as agent `client` with `key`.
-fn poll(
+pub(crate) fn poll(
     server: &TestServer,
     key: &PrivateJwk,
     client: &str,

@@ -2,7 +2,7 @@
 //! that a refused request changes nothing.
 
 mod agents;
-mod approvals;
+pub(crate) mod approvals;
 mod decisions;
 mod enroll;
 mod grants;
@@ -11,3 +11,4 @@ mod nodes;
 mod ops;
 mod policies;
 mod sdk;
+mod ui;
