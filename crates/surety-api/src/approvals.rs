@@ -82,7 +82,7 @@ pub struct ApprovalView {
 pub struct ApprovalList {
     /// Newest first.
     pub items: Vec<ApprovalView>,
-    /// Pass as `after` for the next page.
+    /// Pass as `cursor` for the next page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
@@ -93,10 +93,10 @@ pub struct ApprovalList {
 pub struct ApprovalQuery {
     /// Only in this stored state (`pending` by default; `all` for every state).
     pub status: Option<String>,
-    /// Page size (default 50, at most 200).
+    /// Page size, 1–1000 (default 50).
     pub limit: Option<u32>,
-    /// Cursor from the previous page.
-    pub after: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// The claims of a device-key answer: a JWS (`typ: surety-approval+jwt`) signed by one of

@@ -2,6 +2,7 @@
 //! keys and the audit log; mint tokens as an agent; measure.
 
 mod agents;
+mod approval;
 mod approve;
 mod bench;
 mod credentials;
@@ -69,6 +70,9 @@ enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(agents::AuditCommand),
+    /// As an agent, ask a human to approve one action (OpenID CIBA) and wait for the answer.
+    #[command(subcommand)]
+    Approval(approval::ApprovalCommand),
     /// Answer step-up approval requests with this machine's device key.
     #[command(subcommand)]
     Approve(approve::ApproveCommand),
@@ -118,6 +122,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent(cmd) => agents::run(&g, cmd).await,
         Command::Grant(cmd) => credentials::grant(&g, cmd).await,
         Command::Approve(cmd) => approve::run(&g, cmd).await,
+        Command::Approval(cmd) => approval::run(cmd).await,
         Command::Resource(cmd) => credentials::resource(&g, cmd).await,
         Command::Keys(cmd) => credentials::keys(&g, cmd).await,
         Command::Token(args) => credentials::token(args).await,

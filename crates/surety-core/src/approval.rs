@@ -302,7 +302,13 @@ pub fn quorum(principal: HumanId, constraints: &Value) -> Result<(Vec<HumanId>, 
         Some(v) => {
             let ids: Vec<&str> = match v {
                 Value::String(s) => s.split(',').map(str::trim).collect(),
-                Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                Value::Array(a) => a
+                    .iter()
+                    .map(|v| {
+                        v.as_str()
+                            .ok_or_else(|| invalid("`approvers` must be human ids"))
+                    })
+                    .collect::<Result<_, _>>()?,
                 _ => return Err(invalid("`approvers` must be human ids")),
             };
             let mut out: Vec<HumanId> = Vec::new();

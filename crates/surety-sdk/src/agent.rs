@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use surety_api::oauth::{
-    CLIENT_ASSERTION_TYPE_JWT_BEARER, GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN,
-    TOKEN_TYPE_GRANT, TokenResponse,
+    BackchannelResponse, CLIENT_ASSERTION_TYPE_JWT_BEARER, GRANT_TYPE_CIBA,
+    GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_GRANT, TokenResponse,
 };
 use surety_core::id::{AgentId, GrantId};
 use surety_jose::{PrivateJwk, rfc7523, rfc9449};
@@ -88,6 +88,16 @@ impl AgentClient {
 
     /// Sends a token-endpoint request with a DPoP proof, answering one `use_dpop_nonce`.
     async fn token_request(&self, params: &[(&str, &str)]) -> Result<TokenResponse, ClientError> {
+        self.grant_request(GRANT_TYPE_TOKEN_EXCHANGE, params).await
+    }
+
+    /// Sends a `grant_type` request to the token endpoint with a DPoP proof and client
+    /// authentication, answering one `use_dpop_nonce`.
+    async fn grant_request(
+        &self,
+        grant_type: &str,
+        params: &[(&str, &str)],
+    ) -> Result<TokenResponse, ClientError> {
         let url = format!("{}/oauth2/token", self.base);
         for attempt in 0..2 {
             let nonce = self.cache.lock().await.nonce.clone();
@@ -101,7 +111,7 @@ impl AgentClient {
             )?;
             let assertion = self.assertion()?;
             let mut form: Vec<(&str, &str)> = vec![
-                ("grant_type", GRANT_TYPE_TOKEN_EXCHANGE),
+                ("grant_type", grant_type),
                 ("client_assertion_type", CLIENT_ASSERTION_TYPE_JWT_BEARER),
                 ("client_assertion", &assertion),
             ];
@@ -190,6 +200,75 @@ impl AgentClient {
             params.push(("scope", s));
         }
         self.token_request(&params).await
+    }
+
+    /// Asks the human `login_hint` (id or e-mail) to approve one action — typically the
+    /// `authorization_details` of a step-up decision (OpenID CIBA, §7.1).
+    pub async fn request_approval(
+        &self,
+        login_hint: &str,
+        authorization_details: &serde_json::Value,
+        binding_message: Option<&str>,
+    ) -> Result<BackchannelResponse, ClientError> {
+        let url = format!("{}/oauth2/bc-authorize", self.base);
+        let assertion = self.assertion()?;
+        let details = authorization_details.to_string();
+        let mut form: Vec<(&str, &str)> = vec![
+            ("client_assertion_type", CLIENT_ASSERTION_TYPE_JWT_BEARER),
+            ("client_assertion", &assertion),
+            ("login_hint", login_hint),
+            ("authorization_details", &details),
+        ];
+        if let Some(m) = binding_message {
+            form.push(("binding_message", m));
+        }
+        decode(self.http.post(&url).form(&form).send().await?).await
+    }
+
+    /// Polls once for the answer to a request: the one-time approval token once approved,
+    /// `None` while the human has not answered (`authorization_pending`, `slow_down`).
+    /// Denied, expired or already redeemed requests are errors (`access_denied`,
+    /// `expired_token`, `invalid_grant`).
+    pub async fn poll_approval(
+        &self,
+        auth_req_id: &str,
+    ) -> Result<Option<TokenResponse>, ClientError> {
+        match self
+            .grant_request(GRANT_TYPE_CIBA, &[("auth_req_id", auth_req_id)])
+            .await
+        {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if matches!(e.code(), Some("authorization_pending" | "slow_down")) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits for the answer to `request`, polling at its interval (5 s longer after each
+    /// `slow_down`, CIBA §11), until it expires.
+    pub async fn wait_for_approval(
+        &self,
+        auth_req_id: &str,
+        request: &BackchannelResponse,
+    ) -> Result<TokenResponse, ClientError> {
+        let deadline = Instant::now() + Duration::from_secs(request.expires_in);
+        let mut interval = Duration::from_secs(request.interval.max(1));
+        loop {
+            tokio::time::sleep(interval).await;
+            match self
+                .grant_request(GRANT_TYPE_CIBA, &[("auth_req_id", auth_req_id)])
+                .await
+            {
+                Ok(t) => return Ok(t),
+                Err(e) if e.code() == Some("slow_down") => interval += Duration::from_secs(5),
+                Err(e) if e.code() == Some("authorization_pending") => {}
+                Err(e) => return Err(e),
+            }
+            if Instant::now() > deadline {
+                return Err(ClientError::Other(
+                    "the approval request expired before it was answered".into(),
+                ));
+            }
+        }
     }
 
     /// Revokes `token` (RFC 7009), and drops it from the cache.

@@ -475,14 +475,40 @@ impl AdminClient {
         .await
     }
 
-    /// The compact JWS of an answer (see [`AdminClient::answer_approval`]).
+    /// The compact JWS of an answer (see [`AdminClient::answer_approval`]). Refuses to sign
+    /// a statement that says anything else than the fields shown to the approver.
     pub fn sign_answer(
         &self,
         approval: &surety_api::approvals::ApprovalView,
         approve: bool,
         reason: Option<String>,
     ) -> Result<String, ClientError> {
-        let text = surety_core::canonical::to_string(&approval.statement);
+        let s = &approval.statement;
+        let shown = serde_json::json!({
+            "v": surety_core::approval::STATEMENT_VERSION,
+            "id": approval.id,
+            "agent": approval.agent,
+            "chain": approval.chain,
+            "principal": approval.principal,
+            "grant_id": approval.grant_id,
+            "authorization_details": approval.authorization_details,
+            "binding_message": approval.binding_message,
+            "reasons": approval.reasons,
+            "expires_at": approval.expires_at.unix_timestamp(),
+        });
+        let entry = &approval.authorization_details[0];
+        let details_shown = entry["action"] == approval.action.as_str()
+            && entry["resource"] == approval.resource
+            && entry["arguments"] == approval.arguments
+            && entry["locations"] == serde_json::json!([approval.location]);
+        if surety_core::canonical::to_string(s) != surety_core::canonical::to_string(&shown)
+            || !details_shown
+        {
+            return Err(ClientError::Other(
+                "the request's statement does not match what it shows; not signing".into(),
+            ));
+        }
+        let text = surety_core::canonical::to_string(s);
         let claims = surety_api::approvals::AnswerClaims {
             iss: self.human.to_string(),
             approval_id: approval.id.clone(),

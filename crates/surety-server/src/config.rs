@@ -241,13 +241,13 @@ pub const KEYS: &[KeySpec] = &[
         name: "ciba_interval",
         kind: KeyKind::Duration,
         default: "5s",
-        doc: "Smallest interval between two polls of one approval request; faster polls get `slow_down` (CIBA §7.3).",
+        doc: "Smallest interval between two polls of one approval request; faster polls get `slow_down` (CIBA §11).",
     },
     KeySpec {
         name: "approval_webhook_url",
         kind: KeyKind::String,
         default: "",
-        doc: "If set, every new approval request is POSTed there as a JWT signed by the org key (`typ: surety-approval+jwt`), for a chat bot or phone app to relay. Must be https unless `dev` is on.",
+        doc: "Off when empty. If set, every new approval request is POSTed there as a JWT signed by the org key (`typ: surety-approval-notice+jwt`), for a chat bot or phone app to relay to the approvers. Must be https unless `dev` is on.",
     },
     KeySpec {
         name: "ui_session_ttl",
@@ -259,7 +259,7 @@ pub const KEYS: &[KeySpec] = &[
         name: "dev",
         kind: KeyKind::Bool,
         default: "false",
-        doc: "Development mode: allows a plain-http issuer on a non-loopback host. Logged loudly at start; weakens no other check.",
+        doc: "Development mode: allows plain http for a non-loopback issuer, for agents' CIBA ping endpoints and for the approvals webhook, and ping endpoints on private addresses. Logged loudly at start; weakens no other check.",
     },
 ];
 

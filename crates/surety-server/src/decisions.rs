@@ -213,6 +213,8 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
         }
     };
     let (mut decision, token, request, grant) = decision_and_agent;
+    let decision_id = surety_core::id::EventId::new(now);
+    let mut consumed = None;
     // The approval is used by the decision it allows, once: a concurrent use loses.
     if decision.outcome == Outcome::Allow
         && let Evidence::Valid(change) = &evidence
@@ -221,9 +223,9 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
         let event = NewEvent::new(EventKind::ApprovalConsumed, Actor::System, change.id, now)
             .agent(t.chain[0])
             .human(t.principal)
-            .details(json!({"resource_server": rs.id, "action": asked.action}));
+            .details(json!({"resource_server": rs.id, "action": asked.action, "decision_id": decision_id.to_string()}));
         match state.store.transition_approval(change, &[event]).await {
-            Ok(()) => {}
+            Ok(()) => consumed = Some(change.id.to_string()),
             Err(surety_store::StoreError::Stale) => {
                 decision = refusal("the approval was already used", decision.version);
             }
@@ -271,7 +273,9 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
             "act": token.map(|t| t.claims.act.clone()),
             // Everything the policies saw, so that `surety policy test` can replay it.
             "request": request,
+            "approval_id": consumed,
         }));
+    event.id = decision_id;
     // Only evaluated decisions are filed under the agent (and so count towards its rate):
     // a refusal of a token meant for another audience says nothing about the agent.
     if let (Some(t), Some(_)) = (token, &request) {

@@ -584,6 +584,8 @@ pub struct ApprovalFilter {
     pub client: Option<AgentId>,
     /// Only requests in this stored state.
     pub status: Option<ApprovalStatus>,
+    /// Only requests that have not expired at this instant.
+    pub unexpired_at: Option<OffsetDateTime>,
 }
 
 /// A decided change of an approval's state, applied only if it is still in `from` (and,
@@ -609,6 +611,8 @@ pub enum ApprovalScope {
     Agent(AgentId),
     /// Every request under this grant.
     Grant(GrantId),
+    /// Every request on this human's authority, or by an agent they own.
+    Human(HumanId),
 }
 
 /// Builds the votes' outcome inside the vote's transaction: the new state, if the votes

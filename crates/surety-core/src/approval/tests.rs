@@ -198,6 +198,7 @@ fn quorum_comes_from_the_grant_constraints_and_is_checked() {
     for bad in [
         json!({"approvers": "nobody"}),
         json!({"approvers": 7}),
+        json!({"approvers": [p.to_string(), 7]}),
         json!({"approvers": ""}),
         json!({"approvals_required": 2}),
         json!({"approvals_required": 0}),

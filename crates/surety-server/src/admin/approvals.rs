@@ -72,22 +72,20 @@ pub async fn list(
         Some("all") => None,
         Some(s) => Some(parse("status", s)?),
     };
+    let now = state.clock.now();
+    // "pending" means answerable now: expired requests are not listed as waiting.
     let filter = ApprovalFilter {
         approver: Some(caller.id),
         client: None,
         status,
+        unexpired_at: (status == Some(ApprovalStatus::Pending)).then_some(now),
     };
-    let now = state.clock.now();
     let found = state
         .store
-        .list_approvals(&filter, &page(q.limit, q.after)?)
+        .list_approvals(&filter, &page(q.limit, q.cursor)?)
         .await?;
     let mut items = Vec::with_capacity(found.items.len());
     for a in &found.items {
-        // "pending" means answerable now: an expired request is not shown as waiting.
-        if status == Some(ApprovalStatus::Pending) && a.status_at(now) != ApprovalStatus::Pending {
-            continue;
-        }
         items.push(approvals::view(&state, a).await?);
     }
     Ok(axum::Json(ApprovalList {
@@ -215,6 +213,7 @@ pub(crate) async fn notices(
         approver: Some(me),
         client: None,
         status: Some(ApprovalStatus::Pending),
+        unexpired_at: Some(now),
     };
     let listed = if waiting {
         state
@@ -233,7 +232,6 @@ pub(crate) async fn notices(
     };
     let first: Vec<_> = listed
         .iter()
-        .filter(|a| a.status_at(now) == ApprovalStatus::Pending)
         .map(|a| event(a.id, ApprovalStatus::Pending))
         .collect();
     let live = stream::unfold(rx, move |mut rx| async move {
@@ -246,6 +244,34 @@ pub(crate) async fn notices(
         }
     });
     Ok(stream::iter(first).chain(live))
+}
+
+/// Whether `url` names this host or a private network by a literal address: the server
+/// would call it, so an agent's owner must not aim it inside the deployment's network.
+/// (A name that resolves inside remains possible; egress filtering is the operator's.)
+fn internal_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => {
+            ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64
+        }
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+                || ip.to_ipv4_mapped().is_some()
+        }
+        None => true,
+    }
 }
 
 /// Sets (or clears) an agent's CIBA ping endpoint: the agent's owner or an admin.
@@ -282,6 +308,11 @@ pub async fn set_notification_endpoint(
             }
             _ => return Err(ApiError::invalid_request("`url` must be an https URL")),
         }
+        if !state.config.dev && internal_host(&parsed) {
+            return Err(ApiError::invalid_request(
+                "`url` must not name a loopback, private or link-local address (only in `dev` mode)",
+            ));
+        }
         if parsed.fragment().is_some() || url.len() > 2048 {
             return Err(ApiError::invalid_request(
                 "`url` must have no fragment and be at most 2048 bytes",
@@ -303,4 +334,43 @@ pub async fn set_notification_endpoint(
         .set_notification_endpoint(id, body.url.as_deref(), &[event])
         .await?;
     Ok(axum::Json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::internal_host;
+
+    #[test]
+    fn internal_hosts_are_recognised_by_literal_address_or_localhost() {
+        for internal in [
+            "https://localhost/cb",
+            "https://a.localhost/cb",
+            "https://127.0.0.1/cb",
+            "https://10.1.2.3/cb",
+            "https://172.16.0.1/cb",
+            "https://192.168.1.1/cb",
+            "https://169.254.169.254/latest",
+            "https://100.64.0.1/cb",
+            "https://0.0.0.0/cb",
+            "https://[::1]/cb",
+            "https://[fd00::1]/cb",
+            "https://[fe80::1]/cb",
+            "https://[::ffff:10.0.0.1]/cb",
+        ] {
+            assert!(
+                internal_host(&url::Url::parse(internal).unwrap_or_else(|e| unreachable!("{e}"))),
+                "{internal}"
+            );
+        }
+        for public in [
+            "https://agent.example/cb",
+            "https://93.184.215.14/cb",
+            "https://[2001:db8::1]/cb",
+        ] {
+            assert!(
+                !internal_host(&url::Url::parse(public).unwrap_or_else(|e| unreachable!("{e}"))),
+                "{public}"
+            );
+        }
+    }
 }

@@ -86,6 +86,20 @@ pub async fn create(
         expires_at,
     };
     let new = NewGrant::parse(&terms, now, to_time(state.config.grant_max_lifetime))?;
+    // Whoever must approve step-ups under it exists and can answer.
+    let (approvers, _) = surety_core::approval::quorum(principal, &new.constraints)?;
+    for h in approvers {
+        let active = state
+            .store
+            .get_human(h)
+            .await?
+            .is_some_and(|h| h.status == surety_core::human::HumanStatus::Active);
+        if !active {
+            return Err(ApiError::invalid_request(format!(
+                "`constraints.approvers`: `{h}` is not an active human"
+            )));
+        }
+    }
     let grant = new.into_grant(GrantId::new(now), caller.id, now);
     let event = NewEvent::new(EventKind::GrantCreated, actor(&caller), grant.id, now)
         .agent(grant.agent)

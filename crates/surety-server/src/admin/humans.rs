@@ -9,7 +9,7 @@ use surety_api::admin::{
 use surety_core::access::Caller;
 use surety_core::agent::{Agent, OWNER_DEACTIVATED};
 use surety_core::audit::{Actor, EventKind, NewEvent};
-use surety_core::human::{Human, HumanAction, NewHuman, Role};
+use surety_core::human::{Human, HumanAction, HumanStatus, NewHuman, Role};
 use surety_core::id::{HumanId, PrincipalId};
 use surety_core::key::{KeyAction, KeyStatus};
 use surety_jose::{random_b64, sha256_b64};
@@ -189,6 +189,15 @@ async fn transition(
             Ok(suspended) => {
                 if !suspended.is_empty() {
                     tracing::info!(human = %id, agents = suspended.len(), "owner deactivated: agents suspended");
+                }
+                if to == HumanStatus::Deactivated {
+                    let scope = surety_store::ApprovalScope::Human(id);
+                    crate::approvals::cancel(
+                        state,
+                        scope,
+                        "the principal or the agent's owner was deactivated",
+                    )
+                    .await?;
                 }
                 return Ok(axum::Json(HumanView::from(&load_human(state, id).await?)));
             }

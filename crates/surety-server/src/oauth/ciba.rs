@@ -292,7 +292,7 @@ pub(super) async fn redeem(
             approvals::note_expiry(state, &approval).await?;
             Err(ApiError::ciba(
                 "expired_token",
-                "the request expired before it was approved",
+                "the request expired before it was approved and redeemed",
             ))
         }
         ApprovalStatus::Denied => Err(ApiError::ciba("access_denied", "the request was denied")),
@@ -338,14 +338,28 @@ async fn issue(
     jkt: &str,
     now: time::OffsetDateTime,
 ) -> Result<TokenResponse> {
-    let grant = state.store.get_grant(a.grant).await?;
-    if grant.is_none_or(|g| g.status_at(now) != GrantStatus::Active) {
+    let grant = state
+        .store
+        .get_grant(a.grant)
+        .await?
+        .filter(|g| g.status_at(now) == GrantStatus::Active)
+        .ok_or_else(|| {
+            ApiError::ciba(
+                "access_denied",
+                "the grant this approval falls under is no longer in force",
+            )
+        })?;
+    let principal = state.store.get_human(a.principal).await?;
+    if principal.is_none_or(|h| h.status != HumanStatus::Active) {
         return Err(ApiError::ciba(
             "access_denied",
-            "the grant this approval falls under is no longer in force",
+            "the principal is no longer active",
         ));
     }
-    let ttl = APPROVAL_TOKEN_TTL.min(to_time(state.config.token_ttl));
+    // Like any token minted from the grant: never past the grant's end.
+    let ttl = APPROVAL_TOKEN_TTL
+        .min(to_time(state.config.token_ttl))
+        .min(grant.expires_at - now);
     let chain: Vec<String> = a.chain.iter().map(ToString::to_string).collect();
     let act = Act::from_chain(&chain).ok_or_else(|| ApiError::internal("empty chain"))?;
     let details = a.details.to_authorization_details(a.grant);

@@ -1,7 +1,10 @@
 //! The OAuth 2.0 authorization server: one module per protocol.
 //!
 //! - `POST /oauth2/token` dispatches on `grant_type`: RFC 7523 §2.1 `jwt-bearer` for humans'
-//!   admin tokens ([`jwt_bearer`]), RFC 8693 token exchange for agents ([`rfc8693`]).
+//!   admin tokens ([`jwt_bearer`]), RFC 8693 token exchange for agents ([`rfc8693`]), the
+//!   OpenID CIBA grant for approved step-ups ([`ciba`]), `client_credentials` for resource
+//!   servers ([`client_credentials`]).
+//! - `POST /oauth2/bc-authorize`: CIBA backchannel authentication ([`ciba`]).
 //! - `POST /oauth2/introspect` (RFC 7662) and `POST /oauth2/revoke` (RFC 7009).
 //! - Metadata (RFC 8414) and `GET /jwks` (RFC 7517) in [`metadata`].
 //!
@@ -42,12 +45,15 @@ mod rfc8693;
         description = "Agents: RFC 8693 token exchange — `grant_type=urn:ietf:params:oauth:grant-type:token-exchange`, \
             `subject_token` (a grant id, or an access token for a sub-agent with `requested_actor`), `subject_token_type`, \
             optional `scope`, `resource`/`audience`, and `private_key_jwt` client authentication \
-            (`client_assertion_type`, `client_assertion`). Humans: RFC 7523 `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=<JWT>`. \
+            (`client_assertion_type`, `client_assertion`). Agents redeeming an approved step-up: OpenID CIBA \
+            `grant_type=urn:openid:params:grant-type:ciba&auth_req_id=…` with the same client authentication. \
+            Resource servers: `client_credentials` with `scope=decisions`. \
+            Humans: RFC 7523 `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=<JWT>`. \
             Always with a `DPoP` header."
     ),
     responses(
         (status = 200, description = "A DPoP-bound access token", body = TokenResponse),
-        (status = 400, description = "`invalid_request`, `invalid_grant`, `invalid_scope`, `invalid_target`, `unsupported_grant_type`, `invalid_dpop_proof` or `use_dpop_nonce`", body = surety_api::ErrorBody),
+        (status = 400, description = "`invalid_request`, `invalid_grant`, `invalid_scope`, `invalid_target`, `unsupported_grant_type`, `invalid_dpop_proof`, `use_dpop_nonce`; for the CIBA grant `authorization_pending`, `slow_down`, `expired_token`, `access_denied`", body = surety_api::ErrorBody),
         (status = 401, description = "`invalid_client`: client authentication failed", body = surety_api::ErrorBody),
     )
 )]

@@ -65,9 +65,24 @@ async fn answer(state: &AppState, form: &Form) -> Result<Value, ApiError> {
         metrics::counter!("surety_introspections_total", "active" => "false").increment(1);
         return Ok(inactive);
     }
+    // A one-time approval token is active until it is used.
+    if let Some(id) = &active.claims.approval_id {
+        let approval = match id.parse() {
+            Ok(id) => state.store.get_approval(id).await?,
+            Err(_) => None,
+        };
+        let unused = approval.is_some_and(|a| {
+            a.status_at(state.clock.now()) == surety_core::approval::ApprovalStatus::Redeemed
+                && a.token_jti.as_deref() == Some(active.claims.jti.as_str())
+        });
+        if !unused {
+            metrics::counter!("surety_introspections_total", "active" => "false").increment(1);
+            return Ok(inactive);
+        }
+    }
     metrics::counter!("surety_introspections_total", "active" => "true").increment(1);
     let c = active.claims;
-    Ok(json!({
+    let mut body = json!({
         "active": true,
         "scope": c.scope,
         "client_id": c.client_id,
@@ -81,5 +96,11 @@ async fn answer(state: &AppState, form: &Form) -> Result<Value, ApiError> {
         "act": c.act,
         "cnf": c.cnf,
         "grant_id": c.grant_id,
-    }))
+    });
+    // RFC 9396 §9.2: the authorization details the token carries.
+    if let Some(details) = c.authorization_details {
+        body["authorization_details"] = details;
+        body["approval_id"] = json!(c.approval_id);
+    }
+    Ok(body)
 }

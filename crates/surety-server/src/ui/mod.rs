@@ -247,6 +247,7 @@ async fn inbox_page(State(state): State<AppState>, headers: HeaderMap) -> Result
         approver: Some(me.id),
         client: None,
         status: None,
+        unexpired_at: None,
     };
     let page_request = surety_core::page::PageRequest {
         limit: 50,

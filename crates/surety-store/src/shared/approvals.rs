@@ -292,6 +292,9 @@ impl ApprovalStore for Backend {
         if let Some(s) = filter.status {
             q.push(" AND a.status = ").push_bind(s.as_str());
         }
+        if let Some(at) = filter.unexpired_at {
+            q.push(" AND a.expires_at > ").push_bind(DbTime::from(at));
+        }
         if let Some(after) = &page.after {
             let after: ApprovalId = after
                 .parse()
@@ -348,12 +351,17 @@ impl ApprovalStore for Backend {
         let votes = votes_in(&mut tx, vote.approval).await?;
         let (to, events) = outcome(&approval, &votes);
         if let Some(to) = to {
-            sqlx::query("UPDATE approvals SET status = $1, updated_at = $2 WHERE id = $3")
-                .bind(to.as_str())
-                .bind(DbTime::from(vote.at))
-                .bind(vote.approval.to_string())
-                .execute(&mut *tx)
-                .await?;
+            // Settled: the ping is sent from the returned copy; the database keeps neither
+            // the agent's bearer token nor the id any longer.
+            sqlx::query(
+                "UPDATE approvals SET status = $1, updated_at = $2, notify_token = NULL, \
+                 notify_req_id = NULL WHERE id = $3",
+            )
+            .bind(to.as_str())
+            .bind(DbTime::from(vote.at))
+            .bind(vote.approval.to_string())
+            .execute(&mut *tx)
+            .await?;
             approval.status = to;
             approval.updated_at = vote.at;
         }
@@ -421,6 +429,10 @@ impl ApprovalStore for Backend {
                 agent.to_string(),
             ),
             ApprovalScope::Grant(grant) => ("grant_id = $1", grant.to_string()),
+            ApprovalScope::Human(human) => (
+                "(principal_id = $1 OR client_id IN (SELECT id FROM agents WHERE owner_id = $1))",
+                human.to_string(),
+            ),
         };
         let rows: Vec<Row> = sqlx::query_as(AssertSqlSafe(format!(
             "UPDATE approvals SET status = 'cancelled', updated_at = $2 \

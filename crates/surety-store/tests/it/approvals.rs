@@ -147,6 +147,7 @@ async fn approvals_round_trip_and_list_by_approver_and_state(store: Arc<dyn Stor
         approver: Some(approver),
         client: None,
         status,
+        unexpired_at: None,
     };
     let mine = store
         .list_approvals(&of(w.principal, None), &page)
@@ -251,6 +252,10 @@ async fn votes_are_counted_one_at_a_time_and_settle_the_request_once(store: Arc<
         .await
         .unwrap();
     assert_eq!(after_two.status, ApprovalStatus::Approved);
+    // The ping is sent from the returned copy; the stored one no longer holds its secrets.
+    assert!(matches!(after_two.delivery, Delivery::Ping { .. }));
+    let stored = store.get_approval(a.id).await.unwrap().unwrap();
+    assert_eq!(stored.delivery, Delivery::Poll);
     let votes = store.approval_votes(a.id).await.unwrap();
     assert_eq!(votes.len(), 2);
     assert_eq!(votes[0].evidence, json!({"jws": "x"}));
@@ -384,6 +389,26 @@ async fn cancelling_an_agent_or_grant_closes_its_open_requests(store: Arc<dyn St
         .unwrap();
     assert_eq!(n, 1);
     assert_eq!(status(sub.id).await, ApprovalStatus::Cancelled);
+    // By human: requests on their authority, and requests by agents they own.
+    let (stray, _) = add_agent(&store, "stray", w.other).await;
+    let mut theirs = request(&w, vec![w.principal], 1, "theirs");
+    theirs.client = stray.id;
+    theirs.chain = vec![stray.id];
+    let mine = request(&w, vec![w.principal], 1, "mine");
+    store.create_approval(&theirs, &[]).await.unwrap();
+    store.create_approval(&mine, &[]).await.unwrap();
+    let n = store
+        .cancel_approvals(ApprovalScope::Human(w.other), at, &mk)
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "the request of the agent `other` owns");
+    assert_eq!(status(theirs.id).await, ApprovalStatus::Cancelled);
+    assert_eq!(status(mine.id).await, ApprovalStatus::Pending);
+    let n = store
+        .cancel_approvals(ApprovalScope::Human(w.principal), at, &mk)
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "the request on `principal`'s authority");
 }
 
 async fn passkey_invites_are_single_use_and_sessions_expire(store: Arc<dyn Store>) {

@@ -218,6 +218,14 @@ async fn ciba_step_up_device_key_approval_one_time_token_for_exactly_that_transf
     // CIBA §7.3: redeemed once.
     let again = poll_by(server, d, &auth_req_id).send(server).await;
     expect_error(again, 400, "invalid_grant").await;
+    // Introspection shows what it approves (RFC 9396 §9.2) while it is unused.
+    let seen = crate::support::introspect(server, d, &approval_token).await;
+    assert_eq!(seen["active"], true, "{seen}");
+    assert_eq!(
+        seen["authorization_details"], body["authorization_details"],
+        "{seen}"
+    );
+    assert_eq!(seen["approval_id"], shown.id.as_str(), "{seen}");
     // 5. The token approves another amount: deny, and it is not used up.
     let evidence = json!({"approval_token": approval_token});
     let other = decide(&s, 2001, evidence.clone()).await;
@@ -242,9 +250,9 @@ async fn ciba_step_up_device_key_approval_one_time_token_for_exactly_that_transf
             .contains("already used"),
         "{replay}"
     );
+    let used = crate::support::introspect(server, d, &approval_token).await;
+    assert_eq!(used, json!({"active": false}));
     // The approval token is not an access token.
-    let mut as_access = json!({});
-    as_access["token"] = json!(approval_token);
     let misuse = ask(
         server,
         d,
@@ -434,9 +442,19 @@ async fn answers_must_come_from_an_approver_and_sign_the_request_shown() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("404"), "{err}");
-    // A signature over another statement (a different amount shown) is refused.
+    // The client refuses to sign a statement that says something else than what it shows.
     let mut forged = shown.clone();
     forged.statement["authorization_details"][0]["arguments"]["amount"] = json!(20);
+    let err = server
+        .admin_client()
+        .answer_approval(&forged, true, None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("does not match"), "{err}");
+    // The server refuses a signature over another statement than the request's (a
+    // different amount, consistently shown and signed).
+    forged.authorization_details[0]["arguments"]["amount"] = json!(20);
+    forged.arguments["amount"] = json!(20);
     let err = server
         .admin_client()
         .answer_approval(&forged, true, None)
@@ -598,5 +616,117 @@ async fn ping_endpoints_must_be_https_outside_dev_mode() {
         .await
         .unwrap();
     assert_eq!(ok.url.as_deref(), Some("https://agent.example/cb"));
+    // The server would call it: not inside its own network.
+    for internal in [
+        "https://10.0.0.7/cb",
+        "https://localhost/cb",
+        "https://169.254.169.254/cb",
+    ] {
+        let err = admin
+            .set_notification_endpoint(agent.id, Some(internal.into()))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("private"), "{internal}: {err}");
+    }
     server.stop().await;
+}
+
+#[tokio::test]
+async fn an_agent_cannot_flood_its_humans_and_quorums_name_real_humans() {
+    let s = started().await;
+    let (server, d) = (&s.server, &s.d);
+    for i in 0..20 {
+        ask_approval(server, d, &transfer_details(1000 + i)).await;
+    }
+    let r = bc_authorize(
+        server,
+        &d.key,
+        &d.agent.id.to_string(),
+        &[
+            ("login_hint", server.admin.id.to_string()),
+            ("authorization_details", transfer_details(9999).to_string()),
+        ],
+    )
+    .await;
+    let body = expect_error(r, 400, "access_denied").await;
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("waiting"),
+        "{body}"
+    );
+    // A grant whose quorum names someone who does not exist is refused.
+    let err = server
+        .admin_client()
+        .create_grant(&surety_api::credentials::CreateGrant {
+            agent: d.agent.id,
+            principal: None,
+            scopes: vec![TRANSFER.into()],
+            resources: vec![CRM.into()],
+            constraints: Some(json!({
+                "approvers": [server.admin.id.to_string(), "hum_00000000000000000000000000000001"],
+                "approvals_required": 2,
+            })),
+            max_delegation_depth: None,
+            expires_at: None,
+            expires_in: Some(3600),
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not an active human"), "{err}");
+    s.server.stop().await;
+}
+
+#[tokio::test]
+async fn deactivating_the_principal_cancels_what_waits_on_their_authority() {
+    let s = started().await;
+    let (server, d) = (&s.server, &s.d);
+    let member = surety_core::human::Role::Member;
+    let (carol, _, carol_client) = server
+        .enrolled_human("Carol", "carol@example.com", member)
+        .await;
+    let grant = carol_client
+        .create_grant(&surety_api::credentials::CreateGrant {
+            agent: d.agent.id,
+            principal: None,
+            scopes: vec![TRANSFER.into()],
+            resources: vec![CRM.into()],
+            constraints: None,
+            max_delegation_depth: None,
+            expires_at: None,
+            expires_in: Some(3600),
+        })
+        .await
+        .unwrap();
+    let mut details = transfer_details(4000);
+    details[0]["grant_id"] = json!(grant.id.to_string());
+    let r = bc_authorize(
+        server,
+        &d.key,
+        &d.agent.id.to_string(),
+        &[
+            ("login_hint", "carol@example.com".into()),
+            ("authorization_details", details.to_string()),
+        ],
+    )
+    .await;
+    let opened: Value = r.json().await.unwrap();
+    let id = opened["auth_req_id"].as_str().expect("opened").to_owned();
+    server
+        .admin_client()
+        .human_action(carol.id, "deactivate", Some("left".into()))
+        .await
+        .unwrap();
+    s.clock.advance(Duration::seconds(6));
+    let r = poll_by(server, d, &id).send(server).await;
+    let body = expect_error(r, 400, "access_denied").await;
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled"),
+        "{body}"
+    );
+    s.server.stop().await;
 }

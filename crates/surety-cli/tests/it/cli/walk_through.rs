@@ -40,7 +40,10 @@ fn the_walk_through_works_end_to_end() {
     let server = Serve::start_on(
         port,
         &["--data-dir", data_s],
-        &[("SURETY_ISSUER", issuer.as_str())],
+        &[
+            ("SURETY_ISSUER", issuer.as_str()),
+            ("SURETY_CIBA_INTERVAL", "1s"),
+        ],
     );
     let admin = [("SURETY_PROFILE", profile.as_str())];
 
@@ -363,6 +366,114 @@ fn the_walk_through_works_end_to_end() {
         (Some("deny"), Some("forbid-over-max-amount"))
     );
 
+    // Step-up: with room for large transfers, one above 1 000 needs Bob's approval. The agent
+    // asks him (CIBA), he answers with his device key, the agent gets a one-time approval
+    // token, and the resource server lets exactly that transfer through, once.
+    let big = json(surety(
+        &[
+            "grant",
+            "create",
+            "--agent",
+            &agent_id,
+            "--scope",
+            "payments.transfer",
+            "--resource",
+            "https://crm.example",
+            "--expires",
+            "1h",
+            "--constraint",
+            "max_amount=5000",
+            "--json",
+        ],
+        &bob,
+    ));
+    let big_token = json(surety(
+        &[
+            "token",
+            "--key",
+            key2.to_str().unwrap(),
+            "--agent",
+            &agent_id,
+            "--grant",
+            big["id"].as_str().unwrap(),
+            "--server",
+            &server.base,
+        ],
+        &[],
+    ))["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let decide_big = |approval_token: Option<&str>| {
+        let mut args = vec![
+            "decide",
+            "--token",
+            &big_token,
+            "--action",
+            "payments.transfer",
+            "--resource",
+            "Resource:acct-7",
+            "--arg",
+            "amount=2000",
+            "--id",
+            &rs_id,
+            "--key",
+            rs_key.to_str().unwrap(),
+            "--audience",
+            "https://crm.example",
+            "--server",
+            &server.base,
+            "--json",
+        ];
+        if let Some(t) = approval_token {
+            args.extend(["--approval-token", t]);
+        }
+        json(surety(&args, &[]))
+    };
+    let stepped = decide_big(None);
+    assert_eq!(stepped["decision"], "step_up", "{stepped}");
+    let details = stepped["step_up"]["authorization_details"].to_string();
+    let agent_args = [
+        "--key",
+        key2.to_str().unwrap(),
+        "--agent",
+        &agent_id,
+        "--server",
+        &server.base,
+    ];
+    let mut request = vec!["approval", "request"];
+    request.extend(agent_args);
+    request.extend([
+        "--login-hint",
+        "bob@example.com",
+        "--details",
+        &details,
+        "--message",
+        "Pay 2000 EUR from acct-7",
+    ]);
+    let asked = json(surety(&request, &[]));
+    let auth_req_id = asked["auth_req_id"].as_str().unwrap().to_owned();
+    let inbox = json(surety(&["approve", "list", "--json"], &bob));
+    let apr = inbox["items"][0]["id"].as_str().unwrap().to_owned();
+    let shown = surety(&["approve", "show", &apr], &bob);
+    let text = String::from_utf8_lossy(&shown.stderr).into_owned();
+    assert!(
+        text.contains("Pay 2000 EUR from acct-7") && text.contains("\"amount\":2000"),
+        "{text}"
+    );
+    let answered = json(surety(
+        &["approve", "approve", &apr, "--reason", "expected", "--json"],
+        &bob,
+    ));
+    assert_eq!(answered["status"], "approved", "{answered}");
+    let mut wait = vec!["approval", "wait"];
+    wait.extend(agent_args);
+    wait.extend(["--interval", "1", &auth_req_id]);
+    let approval = json(surety(&wait, &[]));
+    let approval_token = approval["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(decide_big(Some(&approval_token))["decision"], "allow");
+    assert_eq!(decide_big(Some(&approval_token))["decision"], "deny");
+
     // The load generators drive the same flow (Surety's form, and the generic one that any
     // authorization server understands); the crypto baseline runs offline.
     let key2_s = key2.to_str().unwrap();
@@ -541,8 +652,9 @@ fn the_walk_through_works_end_to_end() {
         diff.contains("+ @id(\"permit-reads\")") && diff.contains("- @id(\"permit-in-scope\")"),
         "{diff}"
     );
-    // What-if: the recorded decisions (the two above and the benchmark's, all denials but
-    // one) replayed against the reads-only set — the allowed transfer would now be denied.
+    // What-if: the recorded decisions (the transfers above and the benchmark's denials)
+    // replayed against the reads-only set — the small transfer, the step-up and the approved
+    // transfer would now all be denied.
     let what_if = json(surety(
         &[
             "policy",
@@ -556,14 +668,25 @@ fn the_walk_through_works_end_to_end() {
     ));
     assert!(what_if["replayed"].as_u64().unwrap() > 2, "{what_if}");
     let changes = what_if["changes"].as_array().unwrap();
-    assert_eq!(changes.len(), 1, "{what_if}");
+    // Newest first: the approved transfer, its step-up, the small transfer.
+    let seen: Vec<(&str, &str, &str)> = changes
+        .iter()
+        .map(|c| {
+            (
+                c["was"].as_str().unwrap(),
+                c["would_be"].as_str().unwrap(),
+                c["action"].as_str().unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(
-        (
-            changes[0]["was"].as_str(),
-            changes[0]["would_be"].as_str(),
-            changes[0]["action"].as_str()
-        ),
-        (Some("allow"), Some("deny"), Some("payments.transfer"))
+        seen,
+        [
+            ("allow", "deny", "payments.transfer"),
+            ("step_up", "deny", "payments.transfer"),
+            ("allow", "deny", "payments.transfer"),
+        ],
+        "{what_if}"
     );
     let table = ok(surety(
         &[
@@ -575,7 +698,7 @@ fn the_walk_through_works_end_to_end() {
         ],
         &admin,
     ));
-    assert!(table.contains("1 would change"), "{table}");
+    assert!(table.contains("3 would change"), "{table}");
     let broken = dir.path().join("broken.cedar");
     std::fs::write(
         &broken,
