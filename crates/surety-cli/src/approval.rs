@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use surety_api::oauth::BackchannelResponse;
 use surety_core::id::AgentId;
-use surety_sdk::{AgentClient, keyfile};
+use surety_sdk::{AgentClient, ApprovalAsk, keyfile};
 
 use crate::output;
 
@@ -28,6 +28,9 @@ pub enum ApprovalCommand {
         /// A short message shown to the human.
         #[arg(long)]
         message: Option<String>,
+        /// How long the human has to answer, in seconds.
+        #[arg(long)]
+        expiry: Option<u64>,
     },
     /// Wait for the answer to a request; prints the one-time approval token response (JSON).
     Wait {
@@ -74,12 +77,19 @@ pub async fn run(cmd: ApprovalCommand) -> anyhow::Result<()> {
             login_hint,
             details,
             message,
+            expiry,
         } => {
             let details: serde_json::Value = serde_json::from_str(&details)
                 .map_err(|e| anyhow::anyhow!("--details is not JSON: {e}"))?;
             let r = agent
                 .client()?
-                .request_approval(&login_hint, &details, message.as_deref())
+                .request_approval(&ApprovalAsk {
+                    login_hint: &login_hint,
+                    authorization_details: &details,
+                    binding_message: message.as_deref(),
+                    requested_expiry: expiry,
+                    client_notification_token: None,
+                })
                 .await?;
             output::json(&r)
         }

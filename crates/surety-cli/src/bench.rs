@@ -31,6 +31,8 @@ pub enum BenchCommand {
     /// Load the OpenID AuthZEN evaluation endpoint as a resource server asking about one
     /// agent token (a fresh DPoP proof per request).
     Decide(DecideLoad),
+    /// Step-up approvals: answer-to-token time (poll or ping) and memory with many waiting.
+    Approvals(crate::bench_approvals::ApprovalLoad),
     /// Ed25519 and ES256 signatures and verifications per second on this machine.
     Crypto {
         /// How long to measure each operation.
@@ -381,6 +383,7 @@ fn crypto(length: Duration) -> anyhow::Result<Vec<CryptoRow>> {
 
 pub async fn run(g: &Globals, cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Approvals(args) => crate::bench_approvals::run(g, args).await,
         BenchCommand::Crypto { duration: d } => {
             let length = duration(&d)?;
             let rows = tokio::task::spawn_blocking(move || crypto(length)).await??;

@@ -5,6 +5,7 @@ mod agents;
 mod approval;
 mod approve;
 mod bench;
+mod bench_approvals;
 mod credentials;
 mod humans;
 mod output;

@@ -24,6 +24,22 @@ const ASSERTION_LIFETIME: time::Duration = time::Duration::seconds(60);
 /// A cached token is renewed this long before it expires.
 const RENEW_BEFORE: Duration = Duration::from_secs(30);
 
+/// What to ask a human to approve.
+#[derive(Debug, Clone, Copy)]
+pub struct ApprovalAsk<'a> {
+    /// The human: their id or e-mail.
+    pub login_hint: &'a str,
+    /// The action: RFC 9396 `authorization_details` (one `surety_action`), typically a step-up
+    /// decision's.
+    pub authorization_details: &'a serde_json::Value,
+    /// A short message shown to the human.
+    pub binding_message: Option<&'a str>,
+    /// Seconds the human has to answer.
+    pub requested_expiry: Option<u64>,
+    /// Ping mode: the bearer token the server calls the agent's registered endpoint with.
+    pub client_notification_token: Option<&'a str>,
+}
+
 /// What a token is asked for: the grant, and optionally narrower scope and one resource.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct TokenRequest {
@@ -202,25 +218,29 @@ impl AgentClient {
         self.token_request(&params).await
     }
 
-    /// Asks the human `login_hint` (id or e-mail) to approve one action — typically the
-    /// `authorization_details` of a step-up decision (OpenID CIBA, §7.1).
+    /// Asks a human to approve one action (OpenID CIBA §7.1).
     pub async fn request_approval(
         &self,
-        login_hint: &str,
-        authorization_details: &serde_json::Value,
-        binding_message: Option<&str>,
+        ask: &ApprovalAsk<'_>,
     ) -> Result<BackchannelResponse, ClientError> {
         let url = format!("{}/oauth2/bc-authorize", self.base);
         let assertion = self.assertion()?;
-        let details = authorization_details.to_string();
+        let details = ask.authorization_details.to_string();
+        let expiry = ask.requested_expiry.map(|e| e.to_string());
         let mut form: Vec<(&str, &str)> = vec![
             ("client_assertion_type", CLIENT_ASSERTION_TYPE_JWT_BEARER),
             ("client_assertion", &assertion),
-            ("login_hint", login_hint),
+            ("login_hint", ask.login_hint),
             ("authorization_details", &details),
         ];
-        if let Some(m) = binding_message {
-            form.push(("binding_message", m));
+        for (name, value) in [
+            ("binding_message", ask.binding_message),
+            ("requested_expiry", expiry.as_deref()),
+            ("client_notification_token", ask.client_notification_token),
+        ] {
+            if let Some(v) = value {
+                form.push((name, v));
+            }
         }
         decode(self.http.post(&url).form(&form).send().await?).await
     }

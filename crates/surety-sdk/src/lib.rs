@@ -10,7 +10,7 @@ pub mod keyfile;
 pub mod profile;
 pub mod verifier;
 
-pub use agent::{AgentClient, TokenRequest};
+pub use agent::{AgentClient, ApprovalAsk, TokenRequest};
 pub use client::{AdminClient, enroll};
 pub use error::ClientError;
 pub use profile::Profile;

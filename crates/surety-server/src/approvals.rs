@@ -77,35 +77,21 @@ pub(crate) struct NewRequest<'a> {
     pub expires_in: time::Duration,
 }
 
-/// Most requests one agent may have waiting at once: an agent cannot flood its humans'
-/// inboxes (each request is a notification on their devices).
-pub(crate) const MAX_WAITING_PER_AGENT: u32 = 20;
-
 /// Opens a request; returns it with its `auth_req_id` (handed out once, stored as a hash).
 pub(crate) async fn open(state: &AppState, r: NewRequest<'_>) -> Result<(Approval, String)> {
     let now = state.clock.now();
-    let waiting = surety_store::ApprovalFilter {
-        approver: None,
-        client: Some(r.client.id),
-        status: Some(ApprovalStatus::Pending),
-        unexpired_at: Some(now),
-    };
-    let page = surety_core::page::PageRequest {
-        limit: MAX_WAITING_PER_AGENT,
-        after: None,
-    };
+    // An agent cannot flood its humans' devices (`approval_max_waiting`).
+    let most = state.config.approval_max_waiting;
     if state
         .store
-        .list_approvals(&waiting, &page)
+        .count_waiting_approvals(r.client.id, now, most)
         .await?
-        .items
-        .len()
-        >= MAX_WAITING_PER_AGENT as usize
+        >= u64::from(most)
     {
         return Err(ApiError::ciba(
             "access_denied",
             format!(
-                "this agent already has {MAX_WAITING_PER_AGENT} approval requests waiting; let its humans answer those first"
+                "this agent already has {most} approval requests waiting; let its humans answer those first"
             ),
         ));
     }

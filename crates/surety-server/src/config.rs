@@ -238,6 +238,12 @@ pub const KEYS: &[KeySpec] = &[
         doc: "Longest `requested_expiry` an agent may ask for an approval request (at most 1d).",
     },
     KeySpec {
+        name: "approval_max_waiting",
+        kind: KeyKind::Integer,
+        default: "20",
+        doc: "Most approval requests one agent may have waiting at once; more are refused (`access_denied`), so an agent cannot flood its humans' devices.",
+    },
+    KeySpec {
         name: "ciba_interval",
         kind: KeyKind::Duration,
         default: "5s",
@@ -353,6 +359,8 @@ pub struct Config {
     /// See [`KEYS`].
     #[serde(with = "human_duration")]
     pub approval_max_lifetime: Duration,
+    /// See [`KEYS`].
+    pub approval_max_waiting: u32,
     /// See [`KEYS`].
     #[serde(with = "human_duration")]
     pub ciba_interval: Duration,
@@ -490,6 +498,9 @@ impl Config {
                     "must be https unless the host is loopback (or `dev` is on)",
                 );
             }
+        }
+        if self.approval_max_waiting == 0 || self.approval_max_waiting > 1_000_000 {
+            return invalid("approval_max_waiting", "must be between 1 and 1000000");
         }
         if self.approval_ttl > self.approval_max_lifetime {
             return invalid("approval_ttl", "must not exceed `approval_max_lifetime`");

@@ -665,6 +665,14 @@ pub trait ApprovalStore {
         filter: &ApprovalFilter,
         page: &PageRequest,
     ) -> Result<Page<Approval>>;
+    /// How many of `agent`'s requests are waiting (pending and unexpired) at `now`, counting
+    /// no further than `up_to` (so the check costs the same however many there are).
+    async fn count_waiting_approvals(
+        &self,
+        agent: AgentId,
+        now: OffsetDateTime,
+        up_to: u32,
+    ) -> Result<u64>;
     /// The votes cast on a request.
     async fn approval_votes(&self, id: ApprovalId) -> Result<Vec<Vote>>;
     /// Casts `vote` on a pending request, holding the request so votes are counted one at a

@@ -27,7 +27,7 @@ CREATE TABLE approvals (
     updated_at       TIMESTAMPTZ NOT NULL,
     expires_at       TIMESTAMPTZ NOT NULL
 );
-CREATE INDEX approvals_client_idx ON approvals (client_id, status);
+CREATE INDEX approvals_client_idx ON approvals (client_id, status, expires_at);
 CREATE INDEX approvals_grant_idx ON approvals (grant_id, status);
 
 -- Who may answer which request: the inbox of each approver.

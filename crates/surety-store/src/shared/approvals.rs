@@ -313,6 +313,24 @@ impl ApprovalStore for Backend {
         }))
     }
 
+    async fn count_waiting_approvals(
+        &self,
+        agent: AgentId,
+        now: OffsetDateTime,
+        up_to: u32,
+    ) -> Result<u64> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM approvals WHERE client_id = $1 \
+             AND status = 'pending' AND expires_at > $2 LIMIT $3) waiting",
+        )
+        .bind(agent.to_string())
+        .bind(DbTime::from(now))
+        .bind(i64::from(up_to))
+        .fetch_one(self.reader())
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn approval_votes(&self, id: ApprovalId) -> Result<Vec<Vote>> {
         let rows: Vec<VoteRow> = sqlx::query_as(
             "SELECT approval_id, approver_id, verdict, method, reason, evidence, at \

@@ -186,6 +186,46 @@ async fn approvals_round_trip_and_list_by_approver_and_state(store: Arc<dyn Stor
             .items
             .is_empty()
     );
+    // Waiting: pending and not expired, as of an instant; counted up to a bound.
+    let waiting_at = |at| ApprovalFilter {
+        unexpired_at: Some(at),
+        ..of(w.principal, Some(ApprovalStatus::Pending))
+    };
+    let now = store
+        .list_approvals(&waiting_at(t0()), &page)
+        .await
+        .unwrap();
+    assert_eq!(now.items.len(), 2);
+    let later = waiting_at(a.expires_at);
+    assert!(
+        store
+            .list_approvals(&later, &page)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .count_waiting_approvals(w.agent, t0(), 10)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .count_waiting_approvals(w.agent, t0(), 1)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_waiting_approvals(w.agent, a.expires_at, 10)
+            .await
+            .unwrap(),
+        0
+    );
     store
         .record_poll(a.id, t0() + Duration::seconds(3), 10)
         .await

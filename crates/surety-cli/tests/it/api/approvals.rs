@@ -541,6 +541,19 @@ async fn two_of_three_approvers_and_revoking_the_grant_cancels_what_is_open() {
         "authorization_pending",
     )
     .await;
+    // An approver who left cannot answer.
+    server
+        .admin_client()
+        .human_action(x.id, "deactivate", Some("left".into()))
+        .await
+        .unwrap();
+    let refused = x_client.answer_approval(&shown, true, None).await;
+    assert!(refused.is_err(), "a deactivated approver answered");
+    server
+        .admin_client()
+        .human_action(x.id, "reactivate", None)
+        .await
+        .unwrap();
     let two = x_client.answer_approval(&shown, true, None).await.unwrap();
     assert_eq!(two.status, "approved", "two of two");
 
@@ -729,4 +742,172 @@ async fn deactivating_the_principal_cancels_what_waits_on_their_authority() {
         "{body}"
     );
     s.server.stop().await;
+}
+
+/// Reads from an event stream until `needle` has arrived (or fails after 5 s).
+async fn read_stream_until(response: &mut reqwest::Response, needle: &str) -> String {
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !seen.contains(needle) {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no `{needle}` on the stream; got: {seen}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("the stream ended; got: {seen}"));
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    seen
+}
+
+#[tokio::test]
+async fn the_approvers_stream_names_waiting_and_new_requests_and_only_theirs() {
+    let s = started().await;
+    let (server, d) = (&s.server, &s.d);
+    ask_approval(server, d, &transfer_details(2100)).await;
+    let first = pending(server).await;
+    let key = server.admin_key();
+    let token = crate::support::token_for(server, &key, &server.admin.id.to_string()).await;
+    let proof = server.proof(&key, "GET", "/v1/approvals/stream", Some(&token), None);
+    let mut stream = http()
+        .get(server.url("/v1/approvals/stream"))
+        .header("Authorization", format!("DPoP {token}"))
+        .header("DPoP", proof)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    // What already waits, then what arrives.
+    let seen = read_stream_until(&mut stream, &first.id).await;
+    assert!(seen.contains("event: approval"), "{seen}");
+    ask_approval(server, d, &transfer_details(2200)).await;
+    let list = server
+        .admin_client()
+        .list_approvals(&ApprovalQuery::default())
+        .await
+        .unwrap();
+    let newest = list.items[0].id.clone();
+    assert_ne!(newest, first.id);
+    read_stream_until(&mut stream, &newest).await;
+    // Someone else's stream says nothing of these.
+    let (_, bob_key, _) = server
+        .enrolled_human("Bob", "bob@example.com", surety_core::human::Role::Member)
+        .await;
+    let bob = server
+        .store()
+        .list_humans(
+            &Default::default(),
+            &surety_core::page::PageRequest::first(10),
+        )
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|h| h.email == "bob@example.com")
+        .unwrap();
+    let bob_token = crate::support::token_for(server, &bob_key, &bob.id.to_string()).await;
+    let proof = server.proof(
+        &bob_key,
+        "GET",
+        "/v1/approvals/stream",
+        Some(&bob_token),
+        None,
+    );
+    let mut theirs = http()
+        .get(server.url("/v1/approvals/stream"))
+        .header("Authorization", format!("DPoP {bob_token}"))
+        .header("DPoP", proof)
+        .send()
+        .await
+        .unwrap();
+    ask_approval(server, d, &transfer_details(2300)).await;
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(500), theirs.chunk()).await;
+    let leaked = quiet
+        .ok()
+        .and_then(|c| c.ok().flatten())
+        .map(|c| String::from_utf8_lossy(&c).into_owned())
+        .filter(|c| c.contains("apr_"));
+    assert_eq!(leaked, None);
+    s.server.stop().await;
+}
+
+#[tokio::test]
+async fn the_webhook_gets_each_new_request_as_a_jwt_signed_by_the_org_key() {
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", receiver.local_addr().unwrap());
+    let server = TestServer::start_with(surety_testkit::Options {
+        config: vec![("dev", "true".into()), ("approval_webhook_url", url)],
+        ..Default::default()
+    })
+    .await;
+    let d = setup(&server).await;
+    let (mut socket, _) = {
+        let accept = receiver.accept();
+        ask_approval(&server, &d, &transfer_details(2400)).await;
+        tokio::time::timeout(std::time::Duration::from_secs(5), accept)
+            .await
+            .expect("the webhook was called")
+            .unwrap()
+    };
+    let mut data = Vec::new();
+    let mut buf = [0u8; 8192];
+    let body = loop {
+        use tokio::io::AsyncReadExt;
+        let n = socket.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed early");
+        data.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&data).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap();
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains("content-type: application/jwt"),
+                "{head}"
+            );
+            if body.len() >= length {
+                break body.to_owned();
+            }
+        }
+    };
+    use tokio::io::AsyncWriteExt;
+    socket
+        .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+        .await
+        .unwrap();
+    // Verifiable with the published keys, typed, and naming the request.
+    let jws = surety_jose::jws::decode(&body, 16 * 1024).unwrap();
+    assert_eq!(
+        jws.header.typ.as_deref(),
+        Some("surety-approval-notice+jwt")
+    );
+    let jwks: Value = http()
+        .get(server.url("/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kid = jws.header.kid.clone().unwrap();
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .unwrap();
+    jws.verify(&surety_jose::PublicJwk::from_json(jwk).unwrap())
+        .unwrap();
+    let claims: Value = jws.claims().unwrap();
+    let shown = pending(&server).await;
+    assert_eq!(claims["approval_id"], shown.id.as_str());
+    assert_eq!(claims["digest"], shown.digest.as_str());
+    assert_eq!(claims["approvers"], json!([server.admin.id.to_string()]));
+    server.stop().await;
 }

@@ -586,6 +586,26 @@ fn the_walk_through_works_end_to_end() {
         decisions["ok"].as_u64().unwrap() > 0 && decisions["errors"] == serde_json::json!({}),
         "{decisions}"
     );
+    let approvals = json(surety(
+        &[
+            "bench",
+            "approvals",
+            "--rounds",
+            "1",
+            "--pending",
+            "3",
+            "--json",
+        ],
+        &admin,
+    ));
+    assert_eq!(
+        (
+            approvals["answer_to_token_ms"].as_array().map(Vec::len),
+            approvals["pending"].as_u64()
+        ),
+        (Some(1), Some(3)),
+        "{approvals}"
+    );
     let crypto = json(surety(
         &["bench", "crypto", "--duration", "50ms", "--json"],
         &[],
