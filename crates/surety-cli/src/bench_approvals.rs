@@ -58,7 +58,9 @@ struct Report {
     max_ms: f64,
     pending: usize,
     opened_per_second: f64,
-    /// `(requests waiting, server RSS in KiB)`.
+    /// Server RSS in KiB before the agents of the waiting requests were registered.
+    rss_before_agents_kib: Option<u64>,
+    /// `(requests waiting, server RSS in KiB)`, from after the agents were registered.
     rss_kib: Vec<(usize, u64)>,
 }
 
@@ -122,6 +124,7 @@ async fn receiver() -> anyhow::Result<(String, mpsc::UnboundedReceiver<Instant>)
 /// the receiver as its notification endpoint).
 async fn new_agent(
     admin: &AdminClient,
+    http: &reqwest::Client,
     ping_url: Option<String>,
 ) -> anyhow::Result<(surety_core::id::AgentId, Arc<AgentClient>)> {
     let key = PrivateJwk::generate(KeyAlg::EdDSA)?;
@@ -156,10 +159,8 @@ async fn new_agent(
     if let Some(url) = ping_url {
         admin.set_notification_endpoint(agent.id, Some(url)).await?;
     }
-    Ok((
-        agent.id,
-        Arc::new(AgentClient::new(admin.server(), agent.id, key)?),
-    ))
+    let client = AgentClient::with_http(http.clone(), admin.server(), agent.id, key);
+    Ok((agent.id, Arc::new(client)))
 }
 
 pub async fn run(g: &Globals, args: ApprovalLoad) -> anyhow::Result<()> {
@@ -177,8 +178,11 @@ pub async fn run(g: &Globals, args: ApprovalLoad) -> anyhow::Result<()> {
         ping_url = Some(url);
         pings = Some(rx);
     }
-    let admin = Arc::new(admin);
-    let (agent, client) = new_agent(&admin, ping_url.clone()).await?;
+    // One connection pool for every agent of the run, as one process acting for many would.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let (agent, client) = new_agent(&admin, &http, ping_url.clone()).await?;
     let token = "bench-notification-token-0123456789";
     let mut timings = Vec::with_capacity(args.rounds);
     let mut interval = 0;
@@ -246,13 +250,15 @@ pub async fn run(g: &Globals, args: ApprovalLoad) -> anyhow::Result<()> {
     // Many requests waiting, `per_agent` per agent: opened concurrently, memory sampled as
     // they pile up.
     let mut rss = Vec::new();
+    let mut rss_before = None;
     let mut opened_per_second = 0.0;
     if args.pending > 0 {
         let per_agent = args.per_agent.max(1);
         let needed = args.pending.div_ceil(per_agent);
+        rss_before = args.pid.and_then(rss_kib);
         let mut agents = Vec::with_capacity(needed);
         for _ in 0..needed {
-            agents.push(new_agent(&admin, ping_url.clone()).await?.1);
+            agents.push(new_agent(&admin, &http, ping_url.clone()).await?.1);
         }
         let sample = |n: usize| args.pid.and_then(rss_kib).map(|kib| (n, kib));
         rss.extend(sample(0));
@@ -297,6 +303,7 @@ pub async fn run(g: &Globals, args: ApprovalLoad) -> anyhow::Result<()> {
         max_ms: max,
         pending: args.pending,
         opened_per_second,
+        rss_before_agents_kib: rss_before,
         rss_kib: rss,
     };
     if g.json {
@@ -312,9 +319,10 @@ pub async fn run(g: &Globals, args: ApprovalLoad) -> anyhow::Result<()> {
     );
     if report.pending > 0 {
         say!(
-            "{} requests opened, {:.0}/s; server RSS (waiting → KiB): {:?}",
+            "{} requests opened, {:.0}/s; server RSS {:?} KiB before registering their agents, then (waiting → KiB): {:?}",
             report.pending,
             report.opened_per_second,
+            report.rss_before_agents_kib,
             report.rss_kib
         );
     }

@@ -68,13 +68,20 @@ pub struct AgentClient {
 impl AgentClient {
     /// A client for `server`, acting as `agent` with its private key.
     pub fn new(server: &str, agent: AgentId, key: PrivateJwk) -> Result<Self, ClientError> {
-        Ok(Self {
-            http: http_client()?,
+        Ok(Self::with_http(http_client()?, server, agent, key))
+    }
+
+    /// The same, sharing `http` (its connection pool) with other clients — for a process that
+    /// acts as many agents.
+    #[must_use]
+    pub fn with_http(http: reqwest::Client, server: &str, agent: AgentId, key: PrivateJwk) -> Self {
+        Self {
+            http,
             base: server.trim_end_matches('/').to_owned(),
             agent,
             key,
             cache: Mutex::new(Cache::default()),
-        })
+        }
     }
 
     /// The agent.

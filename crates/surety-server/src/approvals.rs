@@ -284,16 +284,21 @@ pub(crate) async fn cancel(
     Ok(())
 }
 
+/// An agent's name, for people to read (empty if it is gone).
+pub(crate) async fn agent_name(state: &AppState, agent: AgentId) -> Result<String> {
+    Ok(state
+        .store
+        .get_agent(agent)
+        .await?
+        .map(|ag| ag.name)
+        .unwrap_or_default())
+}
+
 /// The approver's view of a request.
 pub(crate) async fn view(state: &AppState, a: &Approval) -> Result<ApprovalView> {
     let now = state.clock.now();
     let votes = state.store.approval_votes(a.id).await?;
-    let agent_name = state
-        .store
-        .get_agent(a.client)
-        .await?
-        .map(|ag| ag.name)
-        .unwrap_or_default();
+    let agent_name = agent_name(state, a.client).await?;
     Ok(ApprovalView {
         id: a.id.to_string(),
         status: a.status_at(now).as_str().to_owned(),

@@ -23,14 +23,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-
-class Failure extends Error {}
-
-function env(name) {
-  const value = process.env[name];
-  if (!value) throw new Failure(`environment variable ${name} is not set`);
-  return value;
-}
+import { Failure, env } from './common.mjs';
 
 const screenshots = process.env.SURETY_SCREENSHOTS;
 

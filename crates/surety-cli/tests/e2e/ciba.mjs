@@ -23,43 +23,11 @@
 // `{"ok":true,…}` with the token, or `{"ok":false,"error":…}` when the server ends the poll
 // with an OAuth error (access_denied, expired_token, …). Exits non-zero on anything else.
 
-import { readFile } from 'node:fs/promises';
 import * as client from 'openid-client';
+import { Failure, describe, emit, env, keyPair } from './common.mjs';
 // jose comes with openid-client (locked in package-lock.json). Its RFC 7638 code is not the
 // code that signs the proofs, so the reported thumbprint is an independent computation.
 import { calculateJwkThumbprint } from 'jose';
-
-class Failure extends Error {}
-
-function env(name) {
-  const value = process.env[name];
-  if (!value) throw new Failure(`environment variable ${name} is not set`);
-  return value;
-}
-
-/** Writes one JSON line and waits until it has left the process: the test reads it mid-run. */
-function emit(value) {
-  return new Promise((resolve, reject) =>
-    process.stdout.write(`${JSON.stringify(value)}\n`, (err) => (err ? reject(err) : resolve())),
-  );
-}
-
-/**
- * Imports a private JWK file as a WebCrypto key pair. The public half is extractable because
- * DPoP proofs carry it in their header.
- */
-async function keyPair(path) {
-  const jwk = JSON.parse(await readFile(path, 'utf8'));
-  const { kid, alg: _alg, d, ...pub } = jwk;
-  if (typeof d !== 'string') throw new Failure(`${path} is not a private JWK`);
-  let algorithm;
-  if (pub.kty === 'OKP' && pub.crv === 'Ed25519') algorithm = { name: 'Ed25519' };
-  else if (pub.kty === 'EC' && pub.crv === 'P-256') algorithm = { name: 'ECDSA', namedCurve: 'P-256' };
-  else throw new Failure(`${path}: unsupported key ${pub.kty}/${pub.crv}`);
-  const privateKey = await crypto.subtle.importKey('jwk', { ...pub, d }, algorithm, false, ['sign']);
-  const publicKey = await crypto.subtle.importKey('jwk', pub, algorithm, true, ['verify']);
-  return { kid, pub, privateKey, publicKey };
-}
 
 function decodeJwtPart(jwt, index) {
   const part = jwt.split('.')[index];
@@ -158,23 +126,6 @@ async function main() {
     dpop_jkt: await calculateJwkThumbprint(agentKeys.pub, 'sha256'),
     token_responses: tokenResponses,
   });
-}
-
-function describe(err) {
-  if (err instanceof Failure) return err.message;
-  const parts = [`${err?.name ?? 'Error'}: ${err?.message ?? String(err)}`];
-  if (err?.code) parts.push(`code=${err.code}`);
-  if (err?.status) parts.push(`status=${err.status}`);
-  if (err?.error) parts.push(`error=${err.error}`);
-  if (err?.error_description) parts.push(`error_description=${err.error_description}`);
-  if (err?.cause !== undefined) {
-    try {
-      parts.push(`cause=${JSON.stringify(err.cause)}`);
-    } catch {
-      parts.push(`cause=${String(err.cause)}`);
-    }
-  }
-  return parts.join(' ');
 }
 
 main().catch((err) => {

@@ -24,8 +24,8 @@
 //
 // Prints one JSON line with what it observed; exits non-zero with a message on any failure.
 
-import { readFile } from 'node:fs/promises';
 import * as oauth from 'oauth4webapi';
+import { Failure, describe, env, keyPair } from './common.mjs';
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const GRANT_TOKEN_TYPE = 'urn:surety:params:oauth:token-type:grant';
@@ -33,14 +33,6 @@ const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
 // Plain http on loopback: the test server has no TLS.
 const insecure = { [oauth.allowInsecureRequests]: true };
-
-class Failure extends Error {}
-
-function env(name) {
-  const value = process.env[name];
-  if (!value) throw new Failure(`environment variable ${name} is not set`);
-  return value;
-}
 
 function check(condition, message, observed) {
   if (!condition) {
@@ -50,21 +42,6 @@ function check(condition, message, observed) {
   }
 }
 
-/** Imports a private JWK file as a WebCrypto key pair (the public half extractable, as DPoP needs). */
-async function keyPair(path) {
-  const jwk = JSON.parse(await readFile(path, 'utf8'));
-  const { kid, alg: _alg, d, ...pub } = jwk;
-  check(typeof d === 'string', `${path} is not a private JWK`);
-  let algorithm;
-  if (pub.kty === 'OKP' && pub.crv === 'Ed25519') algorithm = { name: 'Ed25519' };
-  else if (pub.kty === 'EC' && pub.crv === 'P-256') algorithm = { name: 'ECDSA', namedCurve: 'P-256' };
-  else throw new Failure(`${path}: unsupported key ${pub.kty}/${pub.crv}`);
-  const privateKey = await crypto.subtle.importKey('jwk', { ...pub, d }, algorithm, false, ['sign']);
-  const publicKey = await crypto.subtle.importKey('jwk', pub, algorithm, true, ['verify']);
-  return { kid, privateKey, publicKey };
-}
-
-/** Token exchange, retried once when the server asks for a DPoP nonce (RFC 9449 §8). */
 async function tokenExchange(as, client, auth, dpop, parameters) {
   const attempt = async () => {
     const response = await oauth.genericTokenEndpointRequest(
@@ -214,23 +191,6 @@ async function main() {
       introspection_after: after,
     }),
   );
-}
-
-function describe(err) {
-  if (err instanceof Failure) return err.message;
-  const parts = [`${err?.name ?? 'Error'}: ${err?.message ?? String(err)}`];
-  if (err?.code) parts.push(`code=${err.code}`);
-  if (err?.status) parts.push(`status=${err.status}`);
-  if (err?.error) parts.push(`error=${err.error}`);
-  if (err?.error_description) parts.push(`error_description=${err.error_description}`);
-  if (err?.cause !== undefined) {
-    try {
-      parts.push(`cause=${JSON.stringify(err.cause)}`);
-    } catch {
-      parts.push(`cause=${String(err.cause)}`);
-    }
-  }
-  return parts.join(' ');
 }
 
 main().catch((err) => {

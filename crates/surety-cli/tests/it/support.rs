@@ -60,6 +60,18 @@ impl<'a> TokenRequest<'a> {
     }
 }
 
+/// GETs `path` without credentials and returns its JSON body (metadata, JWKS).
+pub async fn get_json(server: &TestServer, path: &str) -> Value {
+    http()
+        .get(server.url(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Asserts an error response: status, `error` code, and returns the body.
 pub async fn expect_error(response: Response, status: u16, code: &str) -> Value {
     let got = response.status().as_u16();

@@ -256,12 +256,7 @@ async fn inbox_page(State(state): State<AppState>, headers: HeaderMap) -> Result
     let listed = state.store.list_approvals(&filter, &page_request).await?;
     let (mut pending, mut recent) = (Vec::new(), Vec::new());
     for a in &listed.items {
-        let agent_name = state
-            .store
-            .get_agent(a.client)
-            .await?
-            .map(|ag| ag.name)
-            .unwrap_or_default();
+        let agent_name = approvals::agent_name(&state, a.client).await?;
         let status = a.status_at(now);
         let row = Row {
             id: a.id.to_string(),

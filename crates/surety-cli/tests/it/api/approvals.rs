@@ -887,14 +887,7 @@ async fn the_webhook_gets_each_new_request_as_a_jwt_signed_by_the_org_key() {
         jws.header.typ.as_deref(),
         Some("surety-approval-notice+jwt")
     );
-    let jwks: Value = http()
-        .get(server.url("/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = crate::support::get_json(&server, "/jwks").await;
     let kid = jws.header.kid.clone().unwrap();
     let jwk = jwks["keys"]
         .as_array()

@@ -332,35 +332,37 @@ fn the_walk_through_works_end_to_end() {
         .as_str()
         .unwrap()
         .to_owned();
-    let decide = |amount: &str| {
-        json(surety(
-            &[
-                "decide",
-                "--token",
-                &full,
-                "--action",
-                "payments.transfer",
-                "--resource",
-                "Resource:acct-7",
-                "--arg",
-                &format!("amount={amount}"),
-                "--arg",
-                "currency=EUR",
-                "--id",
-                &rs_id,
-                "--key",
-                rs_key.to_str().unwrap(),
-                "--audience",
-                "https://crm.example",
-                "--server",
-                &server.base,
-                "--json",
-            ],
-            &[],
-        ))
+    let decide = |token: &str, amount: &str, approval_token: Option<&str>| {
+        let amount = format!("amount={amount}");
+        let mut args = vec![
+            "decide",
+            "--token",
+            token,
+            "--action",
+            "payments.transfer",
+            "--resource",
+            "Resource:acct-7",
+            "--arg",
+            &amount,
+            "--arg",
+            "currency=EUR",
+            "--id",
+            &rs_id,
+            "--key",
+            rs_key.to_str().unwrap(),
+            "--audience",
+            "https://crm.example",
+            "--server",
+            &server.base,
+            "--json",
+        ];
+        if let Some(t) = approval_token {
+            args.extend(["--approval-token", t]);
+        }
+        json(surety(&args, &[]))
     };
-    assert_eq!(decide("50")["decision"], "allow");
-    let over = decide("500");
+    assert_eq!(decide(&full, "50", None)["decision"], "allow");
+    let over = decide(&full, "500", None);
     assert_eq!(
         (over["decision"].as_str(), over["policy_ids"][0].as_str()),
         (Some("deny"), Some("forbid-over-max-amount"))
@@ -404,33 +406,7 @@ fn the_walk_through_works_end_to_end() {
         .as_str()
         .unwrap()
         .to_owned();
-    let decide_big = |approval_token: Option<&str>| {
-        let mut args = vec![
-            "decide",
-            "--token",
-            &big_token,
-            "--action",
-            "payments.transfer",
-            "--resource",
-            "Resource:acct-7",
-            "--arg",
-            "amount=2000",
-            "--id",
-            &rs_id,
-            "--key",
-            rs_key.to_str().unwrap(),
-            "--audience",
-            "https://crm.example",
-            "--server",
-            &server.base,
-            "--json",
-        ];
-        if let Some(t) = approval_token {
-            args.extend(["--approval-token", t]);
-        }
-        json(surety(&args, &[]))
-    };
-    let stepped = decide_big(None);
+    let stepped = decide(&big_token, "2000", None);
     assert_eq!(stepped["decision"], "step_up", "{stepped}");
     let details = stepped["step_up"]["authorization_details"].to_string();
     let agent_args = [
@@ -471,8 +447,9 @@ fn the_walk_through_works_end_to_end() {
     wait.extend(["--interval", "1", &auth_req_id]);
     let approval = json(surety(&wait, &[]));
     let approval_token = approval["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(decide_big(Some(&approval_token))["decision"], "allow");
-    assert_eq!(decide_big(Some(&approval_token))["decision"], "deny");
+    let with_approval = || decide(&big_token, "2000", Some(&approval_token));
+    assert_eq!(with_approval()["decision"], "allow");
+    assert_eq!(with_approval()["decision"], "deny");
 
     // The load generators drive the same flow (Surety's form, and the generic one that any
     // authorization server understands); the crypto baseline runs offline.

@@ -8,7 +8,7 @@ use surety_testkit::{Options, TestServer, http};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::api::approvals::{bc_authorize, poll};
-use crate::support::{CRM, delegation, expect_error};
+use crate::support::{CRM, delegation, expect_error, get_json};
 
 fn details() -> String {
     json!([{
@@ -24,14 +24,7 @@ fn details() -> String {
 #[tokio::test]
 async fn ciba_s4_discovery_names_the_endpoint_the_modes_and_the_grant() {
     let server = TestServer::start().await;
-    let meta: Value = http()
-        .get(server.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = get_json(&server, "/.well-known/openid-configuration").await;
     assert_eq!(
         meta["backchannel_authentication_endpoint"],
         server.url("/oauth2/bc-authorize")

@@ -1,10 +1,10 @@
 //! RFC 9396 — OAuth 2.0 Rich Authorization Requests, as CIBA carries them.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use surety_testkit::TestServer;
 
 use crate::api::approvals::bc_authorize;
-use crate::support::{CRM, delegation, expect_error};
+use crate::support::{CRM, delegation, expect_error, get_json};
 
 #[tokio::test]
 async fn rfc9396_s5_an_unknown_type_or_malformed_object_is_invalid_authorization_details() {
@@ -35,14 +35,7 @@ async fn rfc9396_s5_an_unknown_type_or_malformed_object_is_invalid_authorization
 #[tokio::test]
 async fn rfc9396_s10_metadata_lists_the_supported_types() {
     let server = TestServer::start().await;
-    let meta: Value = surety_testkit::http()
-        .get(server.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = get_json(&server, "/.well-known/oauth-authorization-server").await;
     assert_eq!(
         meta["authorization_details_types_supported"],
         json!(["surety_action"])
