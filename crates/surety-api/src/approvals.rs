@@ -138,6 +138,22 @@ pub struct InviteView {
     pub expires_at: OffsetDateTime,
 }
 
+/// A registered passkey.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PasskeyView {
+    /// Its credential id, base64url.
+    pub credential_id: String,
+    /// Its public key (COSE, as webauthn-rs serialises it): what checks its assertions,
+    /// offline too.
+    pub public_key: Value,
+    /// When registered.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last sign-in or answer with it.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
 /// An agent's CIBA ping endpoint (`PUT /v1/agents/{id}/notification-endpoint`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -123,14 +123,72 @@ pub struct ActionDetails {
     pub grant: Option<GrantId>,
 }
 
+/// Characters that can make text look other than it is: controls, bidirectional overrides
+/// and isolates (which reorder what is displayed), and invisible joiners. Refused anywhere an
+/// approver reads.
+fn deceptive(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{feff}'
+        )
+}
+
+/// Largest magnitude of a number in `arguments`: beyond 2^53 two different amounts can read
+/// as one (I-JSON, RFC 7493 §2.2).
+const MAX_SAFE_INTEGER: u64 = 1 << 53;
+
+fn safe_number(n: &serde_json::Number) -> bool {
+    if let Some(u) = n.as_u64() {
+        u <= MAX_SAFE_INTEGER
+    } else if let Some(i) = n.as_i64() {
+        i.unsigned_abs() <= MAX_SAFE_INTEGER
+    } else {
+        #[expect(clippy::cast_precision_loss, reason = "2^53 is exact in an f64")]
+        let max = MAX_SAFE_INTEGER as f64;
+        n.as_f64().is_some_and(|f| f.is_finite() && f.abs() <= max)
+    }
+}
+
+/// Checks what an approver will read in `arguments`: no deceptive characters in keys or
+/// strings, no number two parties could read differently.
+fn check_arguments(v: &Value, path: &str) -> Result<(), DetailsError> {
+    match v {
+        Value::String(s) if s.chars().any(deceptive) => Err(DetailsError(format!(
+            "`{path}` contains control, bidirectional or invisible characters"
+        ))),
+        Value::Number(n) if !safe_number(n) => Err(DetailsError(format!(
+            "`{path}` is a number beyond ±2^53: send it as a string"
+        ))),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, x)| check_arguments(x, &format!("{path}[{i}]"))),
+        Value::Object(members) => members.iter().try_for_each(|(k, x)| {
+            if k.chars().any(deceptive) {
+                return Err(DetailsError(format!(
+                    "`{path}` has a member name with control, bidirectional or invisible characters"
+                )));
+            }
+            check_arguments(x, &format!("{path}.{k}"))
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn name<'a>(entry: &'a Value, key: &str, path: &str) -> Result<&'a str, DetailsError> {
     let v = entry
         .get(key)
         .and_then(Value::as_str)
         .ok_or_else(|| DetailsError(format!("`{path}` must be a string")))?;
-    if v.is_empty() || v.len() > MAX_NAME || v.chars().any(char::is_control) {
+    if v.is_empty() || v.len() > MAX_NAME || v.chars().any(deceptive) {
         return Err(DetailsError(format!(
-            "`{path}` must be 1 to {MAX_NAME} bytes without control characters"
+            "`{path}` must be 1 to {MAX_NAME} bytes without control, bidirectional or invisible characters"
         )));
     }
     Ok(v)
@@ -202,6 +260,7 @@ impl ActionDetails {
         if !arguments.is_object() {
             return Err(DetailsError("`arguments` must be an object".into()));
         }
+        check_arguments(&arguments, "arguments")?;
         if canonical::to_string(&arguments).len() > MAX_ARGUMENTS_BYTES {
             return Err(DetailsError(format!(
                 "`arguments` must be at most {MAX_ARGUMENTS_BYTES} bytes"
@@ -287,8 +346,11 @@ pub fn check_binding_message(message: &str) -> Result<(), String> {
             "`binding_message` must be at most {MAX_BINDING_MESSAGE} characters"
         ));
     }
-    if message.chars().any(char::is_control) {
-        return Err("`binding_message` must not contain control characters".into());
+    if message.chars().any(deceptive) {
+        return Err(
+            "`binding_message` must not contain control, bidirectional or invisible characters"
+                .into(),
+        );
     }
     Ok(())
 }

@@ -90,6 +90,8 @@ named_enum! {
         AgentNotificationEndpointSet = "agent.notification_endpoint_set",
         /// A passkey was registered for a human.
         HumanPasskeyRegistered = "human.passkey_registered",
+        /// A human's passkey was revoked (their web sessions end with it).
+        HumanPasskeyRevoked = "human.passkey_revoked",
         /// A one-time passkey enrollment link was issued for a human.
         HumanInvited = "human.invited",
     }

@@ -441,6 +441,28 @@ impl AdminClient {
             .await
     }
 
+    /// `GET /v1/humans/{id}/passkeys`.
+    pub async fn passkeys(
+        &self,
+        id: HumanId,
+    ) -> Result<Vec<surety_api::approvals::PasskeyView>, ClientError> {
+        self.get::<_, ()>(&format!("/v1/humans/{id}/passkeys"), None)
+            .await
+    }
+
+    /// `POST /v1/humans/{id}/passkeys/{credential_id}/revoke`: the passkeys that remain.
+    pub async fn revoke_passkey(
+        &self,
+        id: HumanId,
+        credential_id: &str,
+    ) -> Result<Vec<surety_api::approvals::PasskeyView>, ClientError> {
+        self.post(
+            &format!("/v1/humans/{id}/passkeys/{credential_id}/revoke"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
     /// `GET /v1/approvals`: the requests waiting for this human (or in `status`, or `all`).
     pub async fn list_approvals(
         &self,

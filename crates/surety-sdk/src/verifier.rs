@@ -170,6 +170,12 @@ impl ResourceVerifier {
                 "the token is for another audience".into(),
             ));
         }
+        // A one-time approval token is evidence for the decision endpoint, not authority.
+        if claims.approval_id.is_some() || claims.authorization_details.is_some() {
+            return Err(VerifyError::InvalidToken(
+                "this is an approval token: pass it to the decision as `approval_token`".into(),
+            ));
+        }
         // 3.
         let htu = url.split(['?', '#']).next().unwrap_or(url);
         let ctx = ProofContext {

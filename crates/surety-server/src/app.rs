@@ -258,6 +258,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(humans::reactivate))
         .routes(routes!(humans::enrollment_code))
         .routes(routes!(humans::invite))
+        .routes(routes!(humans::passkeys))
+        .routes(routes!(humans::revoke_passkey))
         .routes(routes!(humans::revoke_key))
         .routes(routes!(agents::register, agents::list))
         .routes(routes!(agents::get))

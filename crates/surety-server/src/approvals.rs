@@ -88,7 +88,7 @@ pub(crate) async fn open(state: &AppState, r: NewRequest<'_>) -> Result<(Approva
         .await?
         >= u64::from(most)
     {
-        return Err(ApiError::ciba(
+        return Err(ApiError::ciba_forbidden(
             "access_denied",
             format!(
                 "this agent already has {most} approval requests waiting; let its humans answer those first"
@@ -406,9 +406,12 @@ fn webhook(state: &AppState, a: &Approval) {
         let Ok(signer) = state.keys.signer(state.store.as_ref(), now).await else {
             return;
         };
+        let url = state.config.approval_webhook_url.clone();
         let claims = json!({
             "iss": state.issuer.as_ref(),
+            "aud": url,
             "iat": now.unix_timestamp(),
+            "exp": (now + time::Duration::minutes(5)).unix_timestamp(),
             "jti": surety_jose::random_b64(16).unwrap_or_default(),
             "approval_id": a.id.to_string(),
             "approvers": a.approvers.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -424,7 +427,6 @@ fn webhook(state: &AppState, a: &Approval) {
         let Ok(jwt) = surety_jose::jws::sign(header, &claims, &signer.key) else {
             return;
         };
-        let url = state.config.approval_webhook_url.clone();
         deliver(
             url.clone(),
             move |c| {

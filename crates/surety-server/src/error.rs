@@ -137,6 +137,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, d)
     }
 
+    /// 403 with a CIBA error `code`: `access_denied` at the backchannel endpoint (§13).
+    pub fn ciba_forbidden(code: &'static str, d: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, d)
+    }
+
     /// 400 `invalid_dpop_proof` at the token endpoint.
     pub fn invalid_dpop_proof(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", d)

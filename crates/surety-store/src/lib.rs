@@ -749,6 +749,16 @@ pub trait PasskeyStore {
     async fn ui_session(&self, token_hash: &str, now: OffsetDateTime) -> Result<Option<HumanId>>;
     /// Ends a session.
     async fn end_ui_session(&self, token_hash: &str) -> Result<()>;
+    /// Removes one of `human`'s passkeys and ends all their web sessions. Unknown →
+    /// [`StoreError::NotFound`].
+    async fn revoke_passkey(
+        &self,
+        human: HumanId,
+        cred_id: &str,
+        events: &[NewEvent],
+    ) -> Result<()>;
+    /// Ends every web session of `human`.
+    async fn end_ui_sessions_of(&self, human: HumanId) -> Result<()>;
 }
 
 #[async_trait]

@@ -106,6 +106,15 @@ fn malformed_authorization_details_are_refused_with_the_reason() {
     let mut huge = details();
     huge[0]["arguments"] = json!({"blob": "x".repeat(MAX_ARGUMENTS_BYTES)});
     assert!(details_error(huge).contains("bytes"));
+    let mut reordered = details();
+    reordered[0]["resource"]["id"] = json!("acct-\u{202e}1-tcca");
+    assert!(details_error(reordered).contains("bidirectional"));
+    let mut hidden = details();
+    hidden[0]["arguments"]["to"] = json!("ACME\u{200b}");
+    assert!(details_error(hidden).contains("arguments.to"));
+    let mut huge_number = details();
+    huge_number[0]["arguments"]["amount"] = json!(9_007_199_254_740_993_u64);
+    assert!(details_error(huge_number).contains("2^53"));
     let mut bad_grant = details();
     bad_grant[0]["grant_id"] = json!("hum_0");
     assert!(details_error(bad_grant).contains("grant_id"));
@@ -214,4 +223,5 @@ fn binding_messages_are_short_printable_and_not_blank() {
     assert!(check_binding_message(" ").is_err());
     assert!(check_binding_message(&"x".repeat(MAX_BINDING_MESSAGE + 1)).is_err());
     assert!(check_binding_message("line\nbreak").is_err());
+    assert!(check_binding_message("pay \u{2067}EVIL\u{2069}").is_err());
 }

@@ -171,7 +171,7 @@ async fn check_answer(
         ));
     }
     let now = state.clock.now().unix_timestamp();
-    if (now - claims.iat).abs() > ANSWER_MAX_AGE.whole_seconds() {
+    if now.abs_diff(claims.iat) > ANSWER_MAX_AGE.whole_seconds().unsigned_abs() {
         return Err(bad("`iat` is too far from the server's clock"));
     }
     let verdict: Verdict = parse("decision", &claims.decision)?;
@@ -256,19 +256,27 @@ fn internal_host(url: &url::Url) -> bool {
             d == "localhost" || d.ends_with(".localhost")
         }
         Some(url::Host::Ipv4(ip)) => {
+            let [a, b, ..] = ip.octets();
             ip.is_loopback()
                 || ip.is_private()
                 || ip.is_link_local()
-                || ip.is_unspecified()
                 || ip.is_broadcast()
-                || ip.octets()[0] == 100 && (ip.octets()[1] & 0xc0) == 64
+                || ip.is_multicast()
+                || a == 0
+                || a >= 240
+                || (a == 100 && (b & 0xc0) == 64)
+                || (a == 198 && (b & 0xfe) == 18)
         }
         Some(url::Host::Ipv6(ip)) => {
+            let s = ip.segments();
             ip.is_loopback()
                 || ip.is_unspecified()
-                || (ip.segments()[0] & 0xfe00) == 0xfc00
-                || (ip.segments()[0] & 0xffc0) == 0xfe80
-                || ip.to_ipv4_mapped().is_some()
+                || ip.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || ip.to_ipv4().is_some()
+                || s[0] == 0x2002
+                || (s[0] == 0x64 && s[1] == 0xff9b)
         }
         None => true,
     }
@@ -356,6 +364,11 @@ mod tests {
             "https://[fd00::1]/cb",
             "https://[fe80::1]/cb",
             "https://[::ffff:10.0.0.1]/cb",
+            "https://0.1.2.3/cb",
+            "https://224.0.0.1/cb",
+            "https://198.18.0.1/cb",
+            "https://[64:ff9b::a00:1]/cb",
+            "https://[2002:a00:1::]/cb",
         ] {
             assert!(
                 internal_host(&url::Url::parse(internal).unwrap_or_else(|e| unreachable!("{e}"))),

@@ -191,6 +191,8 @@ async fn transition(
                     tracing::info!(human = %id, agents = suspended.len(), "owner deactivated: agents suspended");
                 }
                 if to == HumanStatus::Deactivated {
+                    // Reactivation must not bring old web sessions back.
+                    state.store.end_ui_sessions_of(id).await?;
                     let scope = surety_store::ApprovalScope::Human(id);
                     crate::approvals::cancel(
                         state,
@@ -310,6 +312,61 @@ pub async fn invite(
             expires_at: code.expires_at,
         }),
     ))
+}
+
+fn passkey_view(r: &surety_store::PasskeyRecord) -> surety_api::approvals::PasskeyView {
+    surety_api::approvals::PasskeyView {
+        credential_id: r.cred_id.clone(),
+        public_key: serde_json::from_value::<webauthn_rs::prelude::Passkey>(r.passkey.clone())
+            .ok()
+            .and_then(|p| serde_json::to_value(p.get_public_key()).ok())
+            .unwrap_or_default(),
+        created_at: r.created_at,
+        last_used_at: r.last_used_at,
+    }
+}
+
+/// A human's passkeys (admins, or the human themselves).
+#[utoipa::path(get, path = "/v1/humans/{id}/passkeys", tag = "humans",
+    params(("id" = String, Path)), security(("dpop" = [])),
+    responses((status = 200, body = Vec<surety_api::approvals::PasskeyView>), (status = 403, body = surety_api::ErrorBody)))]
+pub async fn passkeys(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Vec<surety_api::approvals::PasskeyView>>> {
+    let id: HumanId = parse("id", &id)?;
+    caller.may_revoke_device_key(id)?;
+    let list = state.store.list_passkeys(id).await?;
+    Ok(axum::Json(list.iter().map(passkey_view).collect()))
+}
+
+/// Revokes a passkey (admins, or the human themselves); every web session of the human ends.
+/// Answers with the passkeys that remain.
+#[utoipa::path(post, path = "/v1/humans/{id}/passkeys/{credential_id}/revoke", tag = "humans",
+    params(("id" = String, Path), ("credential_id" = String, Path)), security(("dpop" = [])),
+    responses((status = 200, body = Vec<surety_api::approvals::PasskeyView>), (status = 403, body = surety_api::ErrorBody), (status = 404, body = surety_api::ErrorBody)))]
+pub async fn revoke_passkey(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path((id, credential)): Path<(String, String)>,
+) -> Result<axum::Json<Vec<surety_api::approvals::PasskeyView>>> {
+    let id: HumanId = parse("id", &id)?;
+    caller.may_revoke_device_key(id)?;
+    let event = NewEvent::new(
+        EventKind::HumanPasskeyRevoked,
+        actor(&caller),
+        id,
+        state.clock.now(),
+    )
+    .human(id)
+    .details(json!({"credential_id": credential}));
+    state
+        .store
+        .revoke_passkey(id, &credential, &[event])
+        .await?;
+    let left = state.store.list_passkeys(id).await?;
+    Ok(axum::Json(left.iter().map(passkey_view).collect()))
 }
 
 /// Revokes a device key (admins, or the human themselves). A revoked key never returns.

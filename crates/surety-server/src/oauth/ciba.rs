@@ -136,9 +136,15 @@ async fn open(state: &AppState, form: &Form) -> Result<BackchannelResponse> {
     let endpoint = state.store.notification_endpoint(client.id).await?;
     let delivery = match (endpoint, form.get("client_notification_token")) {
         (Some(endpoint), Some(token)) => {
-            if token.is_empty() || token.len() > MAX_NOTIFICATION_TOKEN {
+            // RFC 6750 §2.1 `b64token`: it travels as `Authorization: Bearer <token>`.
+            let body = token.trim_end_matches('=');
+            let b64token = !body.is_empty()
+                && body
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b));
+            if !b64token || token.len() > MAX_NOTIFICATION_TOKEN {
                 return Err(ApiError::invalid_request(format!(
-                    "`client_notification_token` must be 1 to {MAX_NOTIFICATION_TOKEN} bytes"
+                    "`client_notification_token` must be an RFC 6750 bearer token of at most {MAX_NOTIFICATION_TOKEN} bytes"
                 )));
             }
             Delivery::Ping {
@@ -193,10 +199,11 @@ async fn find_human(state: &AppState, hint: &str) -> Result<HumanId> {
             .ok_or_else(unknown)?,
         Err(_) => return Err(unknown()),
     };
+    // An agent learns nothing of humans who never delegated to it: unknown, inactive and
+    // unrelated humans answer alike.
     match state.store.get_human(id).await? {
         Some(h) if h.status == HumanStatus::Active => Ok(id),
-        Some(_) => Err(ApiError::ciba("access_denied", "the human is not active")),
-        None => Err(unknown()),
+        _ => Err(unknown()),
     }
 }
 
@@ -218,7 +225,7 @@ async fn covering_grant(
             && g.resources.contains(&details.location)
     };
     let denied = || {
-        ApiError::ciba(
+        ApiError::ciba_forbidden(
             "access_denied",
             "no active grant of this human to this agent covers the action at that resource server",
         )
@@ -237,14 +244,11 @@ async fn covering_grant(
         limit: 100,
         after: None,
     };
-    let mut found: Vec<Grant> = state
-        .store
-        .list_grants(&filter, &page)
-        .await?
-        .items
-        .into_iter()
-        .filter(covers)
-        .collect();
+    let active = state.store.list_grants(&filter, &page).await?.items;
+    if active.is_empty() {
+        return Err(ApiError::ciba("unknown_user_id", "no such human"));
+    }
+    let mut found: Vec<Grant> = active.into_iter().filter(covers).collect();
     match found.len() {
         0 => Err(denied()),
         1 => Ok(found.remove(0)),
@@ -285,6 +289,13 @@ pub(super) async fn redeem(
         .await?
         .filter(|a| a.client == client.id)
         .ok_or_else(|| ApiError::invalid_grant("unknown `auth_req_id`"))?;
+    // A request a resource server opened on the agent's behalf is used by that resource
+    // server's decision, not redeemed by the agent.
+    if approval.requested_by.is_some() {
+        return Err(ApiError::invalid_grant(
+            "this request was opened by a resource server on the agent's behalf; only it can use the approval",
+        ));
+    }
     match approval.status_at(now) {
         ApprovalStatus::Pending => pending(state, &approval, now).await,
         ApprovalStatus::Approved => issue(state, &approval, &proof.jkt, now).await,

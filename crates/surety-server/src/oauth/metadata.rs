@@ -34,7 +34,6 @@ pub fn document(state: &AppState) -> Value {
         "grant_types_supported": [GRANT_TYPE_TOKEN_EXCHANGE, GRANT_TYPE_JWT_BEARER, GRANT_TYPE_CLIENT_CREDENTIALS, GRANT_TYPE_CIBA],
         "backchannel_authentication_endpoint": state.url(BC_AUTHORIZE_PATH),
         "backchannel_token_delivery_modes_supported": ["poll", "ping"],
-        "backchannel_authentication_request_signing_alg_values_supported": [],
         "backchannel_user_code_parameter_supported": false,
         "authorization_details_types_supported": [surety_core::approval::ACTION_TYPE],
         "token_endpoint_auth_methods_supported": auth_methods,

@@ -5,11 +5,12 @@
 //! assertion with user verification.
 //!
 //! That assertion's challenge is not a bare random value: it is
-//! `SHA-256("surety-approval-v1" 0 digest 0 verdict 0 nonce)`, where `digest` is the digest of
-//! the request's statement (what the page shows) and `nonce` the random challenge webauthn-rs
-//! drew. The authenticator signs `clientDataJSON`, which carries that challenge, so the
-//! signature proves this human, present and verified, chose *this* verdict on *this*
-//! statement. The evidence kept with the vote is enough to check it again offline.
+//! `SHA-256("surety-approval-v1" 0 digest 0 verdict 0 SHA-256(reason) 0 nonce)`, where `digest`
+//! is the digest of the request's statement (what the page shows), `reason` what the approver
+//! typed, and `nonce` the random challenge webauthn-rs drew. The authenticator signs
+//! `clientDataJSON`, which carries that challenge, so the signature binds this human, present
+//! and verified, to *this* verdict and reason on *this* statement, as the page asked for them.
+//! The evidence kept with the vote is enough to check it again offline.
 //!
 //! Sessions are random cookies stored as hashes (`HttpOnly`, `SameSite=Strict`, `Secure`
 //! over https); state-changing calls are JSON `POST`s that must come from this origin.
@@ -243,34 +244,50 @@ async fn inbox_page(State(state): State<AppState>, headers: HeaderMap) -> Result
         return Ok(Redirect::to("/ui/login").into_response());
     };
     let now = state.clock.now();
-    let filter = ApprovalFilter {
-        approver: Some(me.id),
-        client: None,
-        status: None,
-        unexpired_at: None,
-    };
     let page_request = surety_core::page::PageRequest {
-        limit: 50,
+        limit: 200,
         after: None,
     };
-    let listed = state.store.list_approvals(&filter, &page_request).await?;
+    // What waits (pending and unexpired, however old), then the latest of the rest.
+    let waiting = ApprovalFilter {
+        approver: Some(me.id),
+        client: None,
+        status: Some(ApprovalStatus::Pending),
+        unexpired_at: Some(now),
+    };
+    let everything = ApprovalFilter {
+        status: None,
+        unexpired_at: None,
+        ..waiting.clone()
+    };
+    let waiting = state.store.list_approvals(&waiting, &page_request).await?;
+    let recent_request = surety_core::page::PageRequest {
+        limit: 40,
+        after: None,
+    };
+    let latest = state
+        .store
+        .list_approvals(&everything, &recent_request)
+        .await?;
     let (mut pending, mut recent) = (Vec::new(), Vec::new());
-    for a in &listed.items {
-        let agent_name = approvals::agent_name(&state, a.client).await?;
-        let status = a.status_at(now);
-        let row = Row {
-            id: a.id.to_string(),
-            binding_message: a.binding_message.clone(),
-            agent_name,
-            action: a.details.action.clone(),
-            expires: when(a.expires_at),
-            status: status.as_str().to_owned(),
-        };
-        if status == ApprovalStatus::Pending {
-            pending.push(row);
-        } else if recent.len() < 20 {
-            recent.push(row);
-        }
+    let row = |a: &Approval, agent_name: String| Row {
+        id: a.id.to_string(),
+        binding_message: a.binding_message.clone(),
+        agent_name,
+        action: a.details.action.clone(),
+        expires: when(a.expires_at),
+        status: a.status_at(now).as_str().to_owned(),
+    };
+    for a in &waiting.items {
+        pending.push(row(a, approvals::agent_name(&state, a.client).await?));
+    }
+    for a in latest
+        .items
+        .iter()
+        .filter(|a| a.status_at(now) != ApprovalStatus::Pending)
+        .take(20)
+    {
+        recent.push(row(a, approvals::agent_name(&state, a.client).await?));
     }
     let who = state
         .store
@@ -485,7 +502,9 @@ async fn register_finish(
         now,
     )
     .human(human)
-    .details(json!({"credential_id": cred_id}));
+    // The public key goes into the log: passkey answers can then be checked from the log
+    // alone, against a key recorded when it was registered.
+    .details(json!({"credential_id": cred_id, "public_key": to_json(passkey.get_public_key())?}));
     let code_hash = c.state["code_hash"].as_str().unwrap_or_default();
     let record = PasskeyRecord {
         cred_id,
@@ -510,8 +529,6 @@ struct EmailBody {
 struct AssertionBody {
     ceremony: String,
     credential: PublicKeyCredential,
-    #[serde(default)]
-    reason: Option<String>,
 }
 
 /// Turns webauthn-rs' random challenge (the nonce) into the challenge to sign.
@@ -634,12 +651,14 @@ async fn login_finish(
 
 /// The challenge an approval assertion signs: bound to the statement's digest and the
 /// verdict, with webauthn-rs' random challenge as nonce.
-fn approval_challenge(digest: &str, verdict: Verdict, nonce: &[u8]) -> Vec<u8> {
-    let mut input = Vec::with_capacity(CHALLENGE_CONTEXT.len() + digest.len() + 64);
+fn approval_challenge(digest: &str, verdict: Verdict, reason: &str, nonce: &[u8]) -> Vec<u8> {
+    let reason = sha256_b64(reason.as_bytes());
+    let mut input = Vec::with_capacity(CHALLENGE_CONTEXT.len() + digest.len() + 128);
     for part in [
         CHALLENGE_CONTEXT,
         digest.as_bytes(),
         verdict.as_str().as_bytes(),
+        reason.as_bytes(),
     ] {
         input.extend_from_slice(part);
         input.push(0);
@@ -653,6 +672,16 @@ fn approval_challenge(digest: &str, verdict: Verdict, nonce: &[u8]) -> Vec<u8> {
 #[derive(Deserialize)]
 struct DecisionBody {
     decision: String,
+    /// Signed with the verdict: the reason recorded is the one the passkey approved.
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// A reason as recorded: trimmed, at most 500 characters, absent when empty.
+fn clean_reason(reason: Option<String>) -> Option<String> {
+    reason
+        .map(|r| r.trim().chars().take(500).collect::<String>())
+        .filter(|r| !r.is_empty())
 }
 
 async fn challenge(
@@ -677,13 +706,16 @@ async fn challenge(
         .into_iter()
         .map(|(_, p)| p)
         .collect();
-    let commit = |nonce: &[u8]| approval_challenge(&digest, verdict, nonce);
+    let reason = clean_reason(body.reason);
+    let signed_reason = reason.clone().unwrap_or_default();
+    let commit = |nonce: &[u8]| approval_challenge(&digest, verdict, &signed_reason, nonce);
     let (options, auth, nonce) = start_assertion(webauthn, &passkeys, Some(&commit))?;
     let data = json!({
         "auth": auth,
         "approval": a.id.to_string(),
         "verdict": verdict.as_str(),
         "digest": digest,
+        "reason": reason,
         "nonce": nonce,
     });
     let ceremony = put_ceremony(&state, me.id, "approve".into(), data).await?;
@@ -718,10 +750,8 @@ async fn decide(
         .parse()
         .map_err(ApiError::internal)?;
     let passkey = finish_assertion(&state, me.id, &c.state["auth"], &body.credential).await?;
-    let reason = body
-        .reason
-        .map(|r| r.trim().chars().take(500).collect::<String>())
-        .filter(|r| !r.is_empty());
+    // The reason is the one committed to in the challenge, not whatever comes now.
+    let reason = c.state["reason"].as_str().map(str::to_owned);
     let evidence = Evidence {
         method: ApprovalMethod::Passkey,
         proof: json!({
@@ -732,6 +762,7 @@ async fn decide(
                 "context": String::from_utf8_lossy(CHALLENGE_CONTEXT),
                 "digest": digest,
                 "verdict": verdict.as_str(),
+                "reason_sha256": sha256_b64(reason.as_deref().unwrap_or_default().as_bytes()),
                 "nonce": c.state["nonce"],
             },
             "origin": state.issuer.as_ref(),
@@ -763,12 +794,16 @@ mod tests {
 
     #[test]
     fn approval_challenges_bind_the_digest_the_verdict_and_the_nonce() {
-        let base = approval_challenge("d1", Verdict::Approve, b"n");
+        let base = approval_challenge("d1", Verdict::Approve, "ok", b"n");
         assert_eq!(base.len(), 32);
-        assert_eq!(base, approval_challenge("d1", Verdict::Approve, b"n"));
-        assert_ne!(base, approval_challenge("d2", Verdict::Approve, b"n"));
-        assert_ne!(base, approval_challenge("d1", Verdict::Deny, b"n"));
-        assert_ne!(base, approval_challenge("d1", Verdict::Approve, b"m"));
+        assert_eq!(base, approval_challenge("d1", Verdict::Approve, "ok", b"n"));
+        assert_ne!(base, approval_challenge("d2", Verdict::Approve, "ok", b"n"));
+        assert_ne!(base, approval_challenge("d1", Verdict::Deny, "ok", b"n"));
+        assert_ne!(
+            base,
+            approval_challenge("d1", Verdict::Approve, "ok!", b"n")
+        );
+        assert_ne!(base, approval_challenge("d1", Verdict::Approve, "ok", b"m"));
     }
 
     #[test]

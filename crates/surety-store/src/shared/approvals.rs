@@ -172,6 +172,9 @@ async fn hold(tx: &mut Tx, approval: ApprovalId) -> Result<Option<Approval>> {
 
 /// States a request can still move out of.
 const OPEN: &str = "('pending', 'approved', 'redeemed')";
+/// Erases what a ping needed, once the request is settled: the agent's bearer token and the
+/// id in the clear.
+const FORGET_PING: &str = "notify_token = NULL, notify_req_id = NULL";
 
 #[async_trait]
 impl ApprovalStore for Backend {
@@ -371,10 +374,9 @@ impl ApprovalStore for Backend {
         if let Some(to) = to {
             // Settled: the ping is sent from the returned copy; the database keeps neither
             // the agent's bearer token nor the id any longer.
-            sqlx::query(
-                "UPDATE approvals SET status = $1, updated_at = $2, notify_token = NULL, \
-                 notify_req_id = NULL WHERE id = $3",
-            )
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE approvals SET status = $1, updated_at = $2, {FORGET_PING} WHERE id = $3"
+            )))
             .bind(to.as_str())
             .bind(DbTime::from(vote.at))
             .bind(vote.approval.to_string())
@@ -393,7 +395,9 @@ impl ApprovalStore for Backend {
         let mut q: QueryBuilder<Db> = QueryBuilder::new("UPDATE approvals SET status = ");
         q.push_bind(c.to.as_str())
             .push(", updated_at = ")
-            .push_bind(DbTime::from(c.at));
+            .push_bind(DbTime::from(c.at))
+            .push(", ")
+            .push(FORGET_PING);
         if c.from != ApprovalStatus::Redeemed
             && let Some(jti) = &c.token_jti
         {
@@ -452,19 +456,31 @@ impl ApprovalStore for Backend {
                 human.to_string(),
             ),
         };
+        // Read first, so that each event can say what the request was; the update re-checks.
         let rows: Vec<Row> = sqlx::query_as(AssertSqlSafe(format!(
-            "UPDATE approvals SET status = 'cancelled', updated_at = $2 \
-             WHERE {clause} AND status IN {OPEN} AND expires_at > $2 RETURNING {}",
+            "SELECT {} FROM approvals WHERE {clause} AND status IN {OPEN} AND expires_at > $2",
             COLUMNS.replace("a.", "")
         )))
-        .bind(key)
+        .bind(&key)
         .bind(DbTime::from(at))
         .fetch_all(&mut *tx)
         .await?;
-        let cancelled = rows
-            .into_iter()
-            .map(Approval::try_from)
-            .collect::<Result<Vec<_>>>()?;
+        let mut cancelled = Vec::with_capacity(rows.len());
+        for row in rows {
+            let a = Approval::try_from(row)?;
+            let done = sqlx::query(AssertSqlSafe(format!(
+                "UPDATE approvals SET status = 'cancelled', updated_at = $1, {FORGET_PING} \
+                 WHERE id = $2 AND status IN {OPEN}"
+            )))
+            .bind(DbTime::from(at))
+            .bind(a.id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done == 1 {
+                cancelled.push(a);
+            }
+        }
         let events: Vec<NewEvent> = cancelled.iter().map(event).collect();
         insert_events(&mut tx, &events).await?;
         tx.commit().await?;
@@ -504,11 +520,14 @@ impl ApprovalStore for Backend {
     }
 
     async fn human_by_email(&self, email: &str) -> Result<Option<HumanId>> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT id FROM humans WHERE lower(email) = lower($1)")
-                .bind(email)
-                .fetch_optional(self.reader())
-                .await?;
+        // Stored normalised (`validate::email`); an address that is not one matches nothing.
+        let Ok(email) = surety_core::validate::email("login_hint", email) else {
+            return Ok(None);
+        };
+        let row: Option<(String,)> = sqlx::query_as("SELECT id FROM humans WHERE email = $1")
+            .bind(email)
+            .fetch_optional(self.reader())
+            .await?;
         row.map(|(h,)| id("human", &h)).transpose()
     }
 }
@@ -727,6 +746,41 @@ impl PasskeyStore for Backend {
         .fetch_optional(self.reader())
         .await?;
         row.map(|(h,)| id("session", &h)).transpose()
+    }
+
+    async fn revoke_passkey(
+        &self,
+        human: HumanId,
+        cred_id: &str,
+        events: &[NewEvent],
+    ) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
+        let gone = sqlx::query("DELETE FROM passkeys WHERE cred_id = $1 AND human_id = $2")
+            .bind(cred_id)
+            .bind(human.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if gone == 0 {
+            return Err(StoreError::NotFound(format!(
+                "passkey `{cred_id}` of `{human}` not found"
+            )));
+        }
+        sqlx::query("DELETE FROM ui_sessions WHERE human_id = $1")
+            .bind(human.to_string())
+            .execute(&mut *tx)
+            .await?;
+        insert_events(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn end_ui_sessions_of(&self, human: HumanId) -> Result<()> {
+        sqlx::query("DELETE FROM ui_sessions WHERE human_id = $1")
+            .bind(human.to_string())
+            .execute(self.writer())
+            .await?;
+        Ok(())
     }
 
     async fn end_ui_session(&self, token_hash: &str) -> Result<()> {

@@ -405,12 +405,26 @@ async fn cancelling_an_agent_or_grant_closes_its_open_requests(store: Arc<dyn St
     store.create_approval(&open, &[]).await.unwrap();
     store.create_approval(&done, &[]).await.unwrap();
     let at = t0() + Duration::seconds(1);
-    let mk = |a: &Approval| event(EventKind::ApprovalCancelled, a.id);
+    // The event builder sees each request as it was before the cancellation.
+    let was = std::sync::Mutex::new(Vec::new());
+    let mk = |a: &Approval| {
+        was.lock().unwrap().push((a.id, a.status));
+        event(EventKind::ApprovalCancelled, a.id)
+    };
     let n = store
         .cancel_approvals(ApprovalScope::Grant(w.grant), at, &mk)
         .await
         .unwrap();
     assert_eq!(n, 1, "only the open one");
+    assert_eq!(
+        *was.lock().unwrap(),
+        vec![(open.id, ApprovalStatus::Pending)]
+    );
+    // A cancelled request keeps nothing a ping needed.
+    assert_eq!(
+        store.get_approval(open.id).await.unwrap().unwrap().delivery,
+        Delivery::Poll
+    );
     let status = |id| {
         let store = store.clone();
         async move { store.get_approval(id).await.unwrap().unwrap().status }
@@ -544,4 +558,30 @@ async fn passkey_invites_are_single_use_and_sessions_expire(store: Arc<dyn Store
     );
     store.end_ui_session("s1").await.unwrap();
     assert_eq!(store.ui_session("s1", t0()).await.unwrap(), None);
+    // Revoking a passkey removes it and ends every session of its human.
+    store
+        .create_ui_session("s2", h.id, t0(), t0() + Duration::hours(1))
+        .await
+        .unwrap();
+    let other = add_human(&store, "other@example.com", Role::Member).await;
+    assert!(matches!(
+        store.revoke_passkey(other.id, "cred-1", &[]).await,
+        Err(StoreError::NotFound(_))
+    ));
+    store
+        .revoke_passkey(
+            h.id,
+            "cred-1",
+            &[event(EventKind::HumanPasskeyRevoked, h.id)],
+        )
+        .await
+        .unwrap();
+    assert!(store.list_passkeys(h.id).await.unwrap().is_empty());
+    assert_eq!(store.ui_session("s2", t0()).await.unwrap(), None);
+    store
+        .create_ui_session("s3", h.id, t0(), t0() + Duration::hours(1))
+        .await
+        .unwrap();
+    store.end_ui_sessions_of(h.id).await.unwrap();
+    assert_eq!(store.ui_session("s3", t0()).await.unwrap(), None);
 }

@@ -402,9 +402,11 @@ async fn only_the_client_that_asked_redeems_and_only_covered_actions_can_be_aske
     ];
     for (params, code) in cases {
         let r = bc_authorize(server, &d.key, &agent, &params).await;
-        expect_error(r, 400, code).await;
+        // CIBA §13: `access_denied` is a 403 at this endpoint, the rest 400.
+        let status = if code == "access_denied" { 403 } else { 400 };
+        expect_error(r, status, code).await;
     }
-    // Another human than the grant's principal: nothing delegated.
+    // Another human than the grant's principal: to this agent, they do not exist.
     let (bob, _, _) = server
         .enrolled_human("Bob", "bob@example.com", surety_core::human::Role::Member)
         .await;
@@ -415,7 +417,7 @@ async fn only_the_client_that_asked_redeems_and_only_covered_actions_can_be_aske
         &with(vec![("login_hint", bob.id.to_string())]),
     )
     .await;
-    expect_error(r, 400, "access_denied").await;
+    expect_error(r, 400, "unknown_user_id").await;
     // No client authentication.
     let r = http()
         .post(server.url("/oauth2/bc-authorize"))
@@ -483,6 +485,25 @@ async fn answers_must_come_from_an_approver_and_sign_the_request_shown() {
         )
     };
     expect_error(send(jws).await, 400, "invalid_request").await;
+    // An answer signed long ago (or with an `iat` chosen to overflow) is stale.
+    for iat in [i64::MIN, shown.created_at.unix_timestamp() - 3600] {
+        let claims = json!({
+            "iss": server.admin.id.to_string(),
+            "approval_id": shown.id,
+            "digest": shown.digest,
+            "decision": "approve",
+            "iat": iat,
+        });
+        let mut header = serde_json::Map::new();
+        header.insert("typ".into(), json!("surety-approval+jwt"));
+        header.insert("kid".into(), json!(key.thumbprint()));
+        let stale = surety_jose::jws::sign(header, &claims, &key).unwrap();
+        let body = expect_error(send(stale).await, 400, "invalid_request").await;
+        assert!(
+            body["error_description"].as_str().unwrap().contains("iat"),
+            "{body}"
+        );
+    }
     // The real answer counts once; replaying it is a conflict.
     let jws = server
         .admin_client()
@@ -590,6 +611,10 @@ async fn a_gateway_opens_the_request_on_the_agents_behalf_and_uses_the_approval_
     assert_eq!(held["decision"], "step_up", "{held}");
     let auth_req_id = held["step_up"]["auth_req_id"].as_str().unwrap().to_owned();
     assert_eq!(held["step_up"]["approval_status"], "pending");
+    // It is the gateway's to use: the agent cannot redeem it.
+    s.clock.advance(Duration::seconds(6));
+    let r = poll_by(server, d, &auth_req_id).send(server).await;
+    expect_error(r, 400, "invalid_grant").await;
     let still = decide(&s, 2500, json!({"auth_req_id": auth_req_id})).await;
     assert_eq!(still["decision"], "step_up", "{still}");
     assert_eq!(still["step_up"]["approval_status"], "pending");
@@ -661,7 +686,7 @@ async fn an_agent_cannot_flood_its_humans_and_quorums_name_real_humans() {
         ],
     )
     .await;
-    let body = expect_error(r, 400, "access_denied").await;
+    let body = expect_error(r, 403, "access_denied").await;
     assert!(
         body["error_description"]
             .as_str()
@@ -786,8 +811,12 @@ async fn the_approvers_stream_names_waiting_and_new_requests_and_only_theirs() {
         .list_approvals(&ApprovalQuery::default())
         .await
         .unwrap();
-    let newest = list.items[0].id.clone();
-    assert_ne!(newest, first.id);
+    let newest = list
+        .items
+        .iter()
+        .map(|a| a.id.clone())
+        .find(|id| *id != first.id)
+        .unwrap();
     read_stream_until(&mut stream, &newest).await;
     // Someone else's stream says nothing of these.
     let (_, bob_key, _) = server

@@ -182,5 +182,14 @@ async fn invites_are_for_admins_or_oneself_and_passkeys_need_a_domain_name() {
     assert!(err.to_string().contains("403"), "{err}");
     let own = bob_client.invite(bob.id).await.unwrap();
     assert!(own.url.contains("/ui/enroll#"), "{own:?}");
+    // Passkeys: listed and revoked by their human or an admin only.
+    assert!(bob_client.passkeys(bob.id).await.unwrap().is_empty());
+    let err = bob_client.passkeys(server.admin.id).await.unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+    let err = bob_client
+        .revoke_passkey(bob.id, "unknown")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("404"), "{err}");
     server.stop().await;
 }

@@ -164,6 +164,19 @@ async fn ciba_s10_2_ping_posts_the_auth_req_id_with_the_clients_bearer_token() {
     )
     .await;
     expect_error(without, 400, "invalid_request").await;
+    // It travels as `Authorization: Bearer`, so it must be an RFC 6750 token.
+    let malformed = bc_authorize(
+        &server,
+        &d.key,
+        &agent,
+        &[
+            ("login_hint", server.admin.email.clone()),
+            ("authorization_details", details()),
+            ("client_notification_token", "not a\ttoken".into()),
+        ],
+    )
+    .await;
+    expect_error(malformed, 400, "invalid_request").await;
     let token = "b8e9c2f4-1d3a-4f5e-9a6b-7c8d9e0f1a2b";
     let r = bc_authorize(
         &server,

@@ -190,10 +190,11 @@
       // The passkey signs a challenge the server bound to this approval and this decision,
       // so the click the human made is the one the server records.
       onClick(button, buttons, async () => {
-        const start = await post(`${base}/challenge`, { decision });
-        const cred = await navigator.credentials.get(requestOptions(start.options));
+        // The reason is signed with the verdict, so it goes with the challenge request.
         const reason = ($('#reason') && $('#reason').value.trim()) || null;
-        const outcome = await post(`${base}/decide`, { ceremony: start.ceremony, credential: assertionJson(cred), reason });
+        const start = await post(`${base}/challenge`, { decision, reason });
+        const cred = await navigator.credentials.get(requestOptions(start.options));
+        const outcome = await post(`${base}/decide`, { ceremony: start.ceremony, credential: assertionJson(cred) });
         const result = $('#result');
         if (result) {
           result.textContent = outcome.status;
