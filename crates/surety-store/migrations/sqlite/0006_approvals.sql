@@ -83,6 +83,8 @@ CREATE TABLE webauthn_ceremonies (
     expires_at TEXT NOT NULL
 );
 
+CREATE INDEX webauthn_ceremonies_expiry_idx ON webauthn_ceremonies (expires_at);
+
 -- Web UI sessions, stored as hashes of the cookie.
 CREATE TABLE ui_sessions (
     token_hash TEXT PRIMARY KEY,
@@ -90,3 +92,5 @@ CREATE TABLE ui_sessions (
     created_at TEXT NOT NULL,
     expires_at TEXT NOT NULL
 );
+CREATE INDEX ui_sessions_expiry_idx ON ui_sessions (expires_at);
+CREATE INDEX ui_sessions_human_idx ON ui_sessions (human_id);

@@ -361,6 +361,26 @@ async fn only_the_client_that_asked_redeems_and_only_covered_actions_can_be_aske
     expect_error(theirs, 400, "invalid_grant").await;
     let unknown = poll_by(server, d, "not-a-request").send(server).await;
     expect_error(unknown, 400, "invalid_grant").await;
+    let missing = poll_by(server, d, id)
+        .without("auth_req_id")
+        .send(server)
+        .await;
+    expect_error(missing, 400, "invalid_request").await;
+    // Resource servers neither ask nor redeem.
+    let rs = d.rs.id.to_string();
+    let r = bc_authorize(
+        server,
+        &d.rs_key,
+        &rs,
+        &[
+            ("login_hint", server.admin.id.to_string()),
+            ("authorization_details", transfer_details(1).to_string()),
+        ],
+    )
+    .await;
+    expect_error(r, 400, "unauthorized_client").await;
+    let r = poll(server, &d.rs_key, &rs, id).send(server).await;
+    expect_error(r, 400, "unauthorized_client").await;
     // The DPoP proof must be by the agent's own key.
     let stranger = PrivateJwk::generate(surety_jose::KeyAlg::EdDSA).unwrap();
     let wrong_key = poll_by(server, d, id).proofs(vec![server.proof(
@@ -485,23 +505,60 @@ async fn answers_must_come_from_an_approver_and_sign_the_request_shown() {
         )
     };
     expect_error(send(jws).await, 400, "invalid_request").await;
-    // An answer signed long ago (or with an `iat` chosen to overflow) is stale.
-    for iat in [i64::MIN, shown.created_at.unix_timestamp() - 3600] {
-        let claims = json!({
-            "iss": server.admin.id.to_string(),
-            "approval_id": shown.id,
-            "digest": shown.digest,
-            "decision": "approve",
-            "iat": iat,
-        });
+    // Every part of the answer is checked; each of these is refused with what is wrong.
+    let now = shown.created_at.unix_timestamp();
+    let good = json!({
+        "iss": server.admin.id.to_string(),
+        "approval_id": shown.id,
+        "digest": shown.digest,
+        "decision": "approve",
+        "iat": now,
+    });
+    let with = |name: &str, value: Value| {
+        let mut c = good.clone();
+        c[name] = value;
+        c
+    };
+    let other_approval = "apr_01a2247056be798890609655e0d08d2c";
+    let cases: Vec<(Value, Option<&str>, Option<String>, &str)> = vec![
+        // (claims, typ, kid, what the description names)
+        (with("iat", json!(i64::MIN)), None, None, "iat"),
+        (with("iat", json!(now - 3600)), None, None, "iat"),
+        (with("iat", json!(now + 3600)), None, None, "iat"),
+        (
+            with("iss", json!(d.agent.id.to_string())),
+            None,
+            None,
+            "iss",
+        ),
+        (
+            with("approval_id", json!(other_approval)),
+            None,
+            None,
+            "another request",
+        ),
+        (with("decision", json!("maybe")), None, None, "decision"),
+        (with("extra", json!(1)), None, None, "payload"),
+        (good.clone(), Some("JWT"), None, "typ"),
+        (good.clone(), None, Some(String::new()), "kid"),
+    ];
+    for (claims, typ, kid, names) in cases {
         let mut header = serde_json::Map::new();
-        header.insert("typ".into(), json!("surety-approval+jwt"));
-        header.insert("kid".into(), json!(key.thumbprint()));
-        let stale = surety_jose::jws::sign(header, &claims, &key).unwrap();
-        let body = expect_error(send(stale).await, 400, "invalid_request").await;
+        header.insert("typ".into(), json!(typ.unwrap_or("surety-approval+jwt")));
+        match kid {
+            Some(k) if k.is_empty() => {}
+            Some(k) => {
+                header.insert("kid".into(), json!(k));
+            }
+            None => {
+                header.insert("kid".into(), json!(key.thumbprint()));
+            }
+        }
+        let jws = surety_jose::jws::sign(header, &claims, &key).unwrap();
+        let body = expect_error(send(jws).await, 400, "invalid_request").await;
         assert!(
-            body["error_description"].as_str().unwrap().contains("iat"),
-            "{body}"
+            body["error_description"].as_str().unwrap().contains(names),
+            "{names}: {body}"
         );
     }
     // The real answer counts once; replaying it is a conflict.
@@ -611,6 +668,44 @@ async fn a_gateway_opens_the_request_on_the_agents_behalf_and_uses_the_approval_
     assert_eq!(held["decision"], "step_up", "{held}");
     let auth_req_id = held["step_up"]["auth_req_id"].as_str().unwrap().to_owned();
     assert_eq!(held["step_up"]["approval_status"], "pending");
+    // Another resource server cannot present it, even with a token of the agent's for itself.
+    const OTHER: &str = "https://other.example";
+    let (other_rs, other_key) = server.resource_server(OTHER).await;
+    let grant = server.grant(d.agent.id, &[TRANSFER], &[OTHER], 0).await;
+    let other = Delegation {
+        rs: other_rs,
+        rs_key: other_key,
+        agent: d.agent.clone(),
+        key: PrivateJwk::from_json(&d.key.to_json().unwrap()).unwrap(),
+        grant,
+    };
+    let other_rs_token = decisions_token(server, &other).await;
+    let agent_for_other = crate::support::ok_token(
+        server,
+        TokenRequest::for_grant(server, &other).set("resource", OTHER),
+    )
+    .await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = ask(
+        server,
+        &other,
+        &other_rs_token,
+        "/v1/decisions",
+        json!({"token": agent_for_other, "action": TRANSFER, "resource": {"type": "Resource", "id": "acct-1"},
+               "arguments": {"amount": 2500, "currency": "EUR"}, "auth_req_id": auth_req_id}),
+    )
+    .await;
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["decision"], "deny", "{answer}");
+    assert!(
+        answer["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("auth_req_id"),
+        "{answer}"
+    );
     // It is the gateway's to use: the agent cannot redeem it.
     s.clock.advance(Duration::seconds(6));
     let r = poll_by(server, d, &auth_req_id).send(server).await;
@@ -649,6 +744,15 @@ async fn ping_endpoints_must_be_https_outside_dev_mode() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("https"), "{err}");
+    // Only the agent's owner or an admin sets it.
+    let (_, _, bob) = server
+        .enrolled_human("Bob", "bob@example.com", surety_core::human::Role::Member)
+        .await;
+    let err = bob
+        .set_notification_endpoint(agent.id, Some("https://bob.example/cb".into()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
     let ok = admin
         .set_notification_endpoint(agent.id, Some("https://agent.example/cb".into()))
         .await
