@@ -2,6 +2,7 @@
 //! that a refused request changes nothing.
 
 mod agents;
+mod approval_notices;
 pub(crate) mod approvals;
 mod decisions;
 mod enroll;
