@@ -36,7 +36,8 @@ pub enum ApprovalCommand {
     Wait {
         #[command(flatten)]
         agent: AgentArgs,
-        /// The request's `auth_req_id`.
+        /// The request's `auth_req_id` (base64url: it may start with `-`).
+        #[arg(allow_hyphen_values = true)]
         auth_req_id: String,
         /// Seconds between polls (the request's `interval`).
         #[arg(long, default_value_t = 5)]

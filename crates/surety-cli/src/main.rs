@@ -165,4 +165,27 @@ mod tests {
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+
+    #[test]
+    fn an_auth_req_id_may_start_with_a_hyphen() {
+        // base64url ids start with `-` one time in 64: still the id, not a flag.
+        let parsed = Cli::try_parse_from([
+            "surety",
+            "approval",
+            "wait",
+            "--key",
+            "k.jwk",
+            "--agent",
+            "agt_0190c0de00007000800000000000abcd",
+            "-u3qK8Zx",
+        ]);
+        let Ok(Cli {
+            command: Command::Approval(approval::ApprovalCommand::Wait { auth_req_id, .. }),
+            ..
+        }) = parsed
+        else {
+            unreachable!("not parsed: {parsed:?}");
+        };
+        assert_eq!(auth_req_id, "-u3qK8Zx");
+    }
 }
