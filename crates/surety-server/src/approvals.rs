@@ -80,21 +80,6 @@ pub(crate) struct NewRequest<'a> {
 /// Opens a request; returns it with its `auth_req_id` (handed out once, stored as a hash).
 pub(crate) async fn open(state: &AppState, r: NewRequest<'_>) -> Result<(Approval, String)> {
     let now = state.clock.now();
-    // An agent cannot flood its humans' devices (`approval_max_waiting`).
-    let most = state.config.approval_max_waiting;
-    if state
-        .store
-        .count_waiting_approvals(r.client.id, now, most)
-        .await?
-        >= u64::from(most)
-    {
-        return Err(ApiError::ciba_forbidden(
-            "access_denied",
-            format!(
-                "this agent already has {most} approval requests waiting; let its humans answer those first"
-            ),
-        ));
-    }
     let (approvers, required) = quorum(r.grant.principal, &r.grant.constraints)?;
     let auth_req_id = surety_jose::random_b64(32).map_err(ApiError::internal)?;
     let delivery = match r.delivery {
@@ -150,7 +135,16 @@ pub(crate) async fn open(state: &AppState, r: NewRequest<'_>) -> Result<(Approva
             "requested_by": approval.requested_by.map(|rs| rs.to_string()),
             "delivery": match approval.delivery { Delivery::Poll => "poll", Delivery::Ping { .. } => "ping" },
         }));
-    state.store.create_approval(&approval, &[event]).await?;
+    // An agent cannot flood its humans' devices (`approval_max_waiting`, counted in the
+    // same transaction as the insert).
+    let most = state.config.approval_max_waiting;
+    match state.store.create_approval(&approval, most, &[event]).await {
+        Ok(()) => {}
+        Err(surety_store::StoreError::Conflict(why)) => {
+            return Err(ApiError::ciba_forbidden("access_denied", why));
+        }
+        Err(e) => return Err(e.into()),
+    }
     metrics::counter!("surety_approvals_requested_total").increment(1);
     state.notices.send(&approval, ApprovalStatus::Pending);
     webhook(state, &approval);

@@ -653,8 +653,15 @@ pub struct Ceremony {
 /// Approval requests and their votes.
 #[async_trait]
 pub trait ApprovalStore {
-    /// Records a new request (the agent must be active and the grant must exist).
-    async fn create_approval(&self, approval: &Approval, events: &[NewEvent]) -> Result<()>;
+    /// Records a new request: the agent must be active, the grant must exist, and fewer than
+    /// `max_waiting` of the agent's requests may be waiting (counted under the agent's lock)
+    /// — otherwise [`StoreError::Conflict`].
+    async fn create_approval(
+        &self,
+        approval: &Approval,
+        max_waiting: u32,
+        events: &[NewEvent],
+    ) -> Result<()>;
     /// One request.
     async fn get_approval(&self, id: ApprovalId) -> Result<Option<Approval>>;
     /// The request an `auth_req_id` (by its hash) names.
@@ -686,8 +693,15 @@ pub trait ApprovalStore {
         change: &ApprovalTransition,
         events: &[NewEvent],
     ) -> Result<()>;
-    /// Records a poll and the interval the client must keep from now on.
-    async fn record_poll(&self, id: ApprovalId, at: OffsetDateTime, interval: u32) -> Result<()>;
+    /// Records a poll and the interval the client must keep from now on — if no other poll was
+    /// recorded since `previous` (the last one the caller saw). `false`: another came first.
+    async fn record_poll(
+        &self,
+        id: ApprovalId,
+        previous: Option<OffsetDateTime>,
+        at: OffsetDateTime,
+        interval: u32,
+    ) -> Result<bool>;
     /// Cancels every open (pending, approved or redeemed, unexpired) request in `scope`,
     /// with one event each. Returns how many.
     async fn cancel_approvals(

@@ -327,15 +327,28 @@ async fn pending(
     // From the request's creation for the first poll, from the last poll afterwards.
     let since = a.last_polled_at.unwrap_or(a.created_at);
     // A little slack for clients whose timers fire a few milliseconds early.
-    if now - since + time::Duration::milliseconds(250) < interval {
-        let slower = a.interval.saturating_add(5);
-        state.store.record_poll(a.id, now, slower).await?;
-        return Err(ApiError::ciba(
+    let slow_down = |slower: u32| {
+        ApiError::ciba(
             "slow_down",
             format!("polled too fast: wait at least {slower} seconds between polls"),
-        ));
+        )
+    };
+    let slower = a.interval.saturating_add(5);
+    if now - since + time::Duration::milliseconds(250) < interval {
+        state
+            .store
+            .record_poll(a.id, a.last_polled_at, now, slower)
+            .await?;
+        return Err(slow_down(slower));
     }
-    state.store.record_poll(a.id, now, a.interval).await?;
+    // Two polls at once: the one recorded first is answered, the other is too fast.
+    if !state
+        .store
+        .record_poll(a.id, a.last_polled_at, now, a.interval)
+        .await?
+    {
+        return Err(slow_down(slower));
+    }
     Err(ApiError::ciba(
         "authorization_pending",
         "the human has not answered yet",

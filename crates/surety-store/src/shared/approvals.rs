@@ -178,8 +178,19 @@ const FORGET_PING: &str = "notify_token = NULL, notify_req_id = NULL";
 
 #[async_trait]
 impl ApprovalStore for Backend {
-    async fn create_approval(&self, a: &Approval, events: &[NewEvent]) -> Result<()> {
+    async fn create_approval(
+        &self,
+        a: &Approval,
+        max_waiting: u32,
+        events: &[NewEvent],
+    ) -> Result<()> {
         let mut tx = self.writer().begin().await?;
+        // Hold the agent's row (the no-op update takes its lock on PostgreSQL; SQLite's single
+        // writer already excludes others), so that concurrent requests count one at a time.
+        sqlx::query("UPDATE agents SET updated_at = updated_at WHERE id = $1")
+            .bind(a.client.to_string())
+            .execute(&mut *tx)
+            .await?;
         let agent: Option<(String,)> = sqlx::query_as("SELECT status FROM agents WHERE id = $1")
             .bind(a.client.to_string())
             .fetch_optional(&mut *tx)
@@ -195,6 +206,20 @@ impl ApprovalStore for Backend {
                 return Err(StoreError::Conflict(format!("agent `{}` is {s}", a.client)));
             }
             Some(_) => {}
+        }
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM approvals WHERE client_id = $1 \
+             AND status = 'pending' AND expires_at > $2 LIMIT $3) waiting",
+        )
+        .bind(a.client.to_string())
+        .bind(DbTime::from(a.created_at))
+        .bind(i64::from(max_waiting))
+        .fetch_one(&mut *tx)
+        .await?;
+        if waiting >= i64::from(max_waiting) {
+            return Err(StoreError::Conflict(format!(
+                "this agent already has {max_waiting} approval requests waiting; let its humans answer those first"
+            )));
         }
         let (endpoint, token, req_id) = match &a.delivery {
             Delivery::Poll => (None, None, None),
@@ -427,14 +452,25 @@ impl ApprovalStore for Backend {
         Ok(())
     }
 
-    async fn record_poll(&self, id: ApprovalId, at: OffsetDateTime, interval: u32) -> Result<()> {
-        sqlx::query("UPDATE approvals SET last_polled_at = $1, poll_interval = $2 WHERE id = $3")
-            .bind(DbTime::from(at))
-            .bind(i64::from(interval))
-            .bind(id.to_string())
-            .execute(self.writer())
-            .await?;
-        Ok(())
+    async fn record_poll(
+        &self,
+        id: ApprovalId,
+        previous: Option<OffsetDateTime>,
+        at: OffsetDateTime,
+        interval: u32,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE approvals SET last_polled_at = $1, poll_interval = $2 WHERE id = $3 \
+             AND ((last_polled_at IS NULL AND $4 IS NULL) OR last_polled_at = $4)",
+        )
+        .bind(DbTime::from(at))
+        .bind(i64::from(interval))
+        .bind(id.to_string())
+        .bind(previous.map(DbTime::from))
+        .execute(self.writer())
+        .await?
+        .rows_affected();
+        Ok(done == 1)
     }
 
     async fn cancel_approvals(

@@ -122,7 +122,7 @@ async fn approvals_round_trip_and_list_by_approver_and_state(store: Arc<dyn Stor
     let w = world(&store).await;
     let a = request(&w, vec![w.principal, w.other], 2, "a");
     store
-        .create_approval(&a, &[event(EventKind::ApprovalRequested, a.id)])
+        .create_approval(&a, 100, &[event(EventKind::ApprovalRequested, a.id)])
         .await
         .unwrap();
     assert_eq!(store.get_approval(a.id).await.unwrap(), Some(a.clone()));
@@ -131,17 +131,24 @@ async fn approvals_round_trip_and_list_by_approver_and_state(store: Arc<dyn Stor
         Some(a.clone())
     );
     assert_eq!(store.find_approval("hash-x").await.unwrap(), None);
+    // At most `max_waiting` wait per agent, counted with the insert.
+    let mut over = request(&w, vec![w.principal], 1, "over");
+    over.id = ApprovalId::new(t0());
+    assert!(matches!(
+        store.create_approval(&over, 1, &[]).await,
+        Err(StoreError::Conflict(m)) if m.contains("waiting")
+    ));
     // The same auth_req_id twice is a conflict.
     let mut twin = request(&w, vec![w.principal], 1, "a");
     twin.id = ApprovalId::new(t0());
     assert!(matches!(
-        store.create_approval(&twin, &[]).await,
+        store.create_approval(&twin, 100, &[]).await,
         Err(StoreError::Conflict(_))
     ));
     let mut b = request(&w, vec![w.principal], 1, "b");
     // Ids order by time: b is a second newer.
     b.id = ApprovalId::new(t0() + Duration::seconds(1));
-    store.create_approval(&b, &[]).await.unwrap();
+    store.create_approval(&b, 100, &[]).await.unwrap();
     let page = PageRequest::first(10);
     let of = |approver, status| ApprovalFilter {
         approver: Some(approver),
@@ -226,10 +233,27 @@ async fn approvals_round_trip_and_list_by_approver_and_state(store: Arc<dyn Stor
             .unwrap(),
         0
     );
-    store
-        .record_poll(a.id, t0() + Duration::seconds(3), 10)
-        .await
-        .unwrap();
+    // Polls are recorded compare-and-set: a poll that raced another is told so.
+    assert!(
+        store
+            .record_poll(a.id, None, t0() + Duration::seconds(3), 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_poll(a.id, None, t0() + Duration::seconds(3), 10)
+            .await
+            .unwrap(),
+        "a second poll that saw no earlier one lost the race"
+    );
+    let seen = Some(t0() + Duration::seconds(3));
+    assert!(
+        store
+            .record_poll(a.id, seen, t0() + Duration::seconds(3), 10)
+            .await
+            .unwrap()
+    );
     let polled = store.get_approval(a.id).await.unwrap().unwrap();
     assert_eq!(
         (polled.last_polled_at, polled.interval),
@@ -263,7 +287,7 @@ async fn approvals_round_trip_and_list_by_approver_and_state(store: Arc<dyn Stor
 async fn votes_are_counted_one_at_a_time_and_settle_the_request_once(store: Arc<dyn Store>) {
     let w = world(&store).await;
     let a = request(&w, vec![w.principal, w.other], 2, "q");
-    store.create_approval(&a, &[]).await.unwrap();
+    store.create_approval(&a, 100, &[]).await.unwrap();
     let settle = |a: &Approval, votes: &[Vote]| match a.tally(votes) {
         Tally::Pending => (None, vec![event(EventKind::ApprovalVoted, a.id)]),
         Tally::Approved => (
@@ -308,7 +332,7 @@ async fn votes_are_counted_one_at_a_time_and_settle_the_request_once(store: Arc<
         Err(StoreError::Stale)
     ));
     let late = request(&w, vec![w.principal], 1, "late");
-    store.create_approval(&late, &[]).await.unwrap();
+    store.create_approval(&late, 100, &[]).await.unwrap();
     let mut too_late = vote(&late, w.principal, Verdict::Approve);
     too_late.at = late.expires_at;
     assert!(matches!(
@@ -325,7 +349,7 @@ async fn transitions_are_compare_and_set_and_bound_to_the_redeemed_token(store: 
     let w = world(&store).await;
     let mut a = request(&w, vec![w.principal], 1, "t");
     a.status = ApprovalStatus::Approved;
-    store.create_approval(&a, &[]).await.unwrap();
+    store.create_approval(&a, 100, &[]).await.unwrap();
     let at = t0() + Duration::seconds(30);
     let redeem = ApprovalTransition {
         id: a.id,
@@ -377,7 +401,7 @@ async fn transitions_are_compare_and_set_and_bound_to_the_redeemed_token(store: 
     // An approved request past its expiry cannot be redeemed.
     let mut b = request(&w, vec![w.principal], 1, "u");
     b.status = ApprovalStatus::Approved;
-    store.create_approval(&b, &[]).await.unwrap();
+    store.create_approval(&b, 100, &[]).await.unwrap();
     let late = ApprovalTransition {
         at: b.expires_at,
         id: b.id,
@@ -402,8 +426,8 @@ async fn cancelling_an_agent_or_grant_closes_its_open_requests(store: Arc<dyn St
     let open = request(&w, vec![w.principal], 1, "open");
     let mut done = request(&w, vec![w.principal], 1, "done");
     done.status = ApprovalStatus::Denied;
-    store.create_approval(&open, &[]).await.unwrap();
-    store.create_approval(&done, &[]).await.unwrap();
+    store.create_approval(&open, 100, &[]).await.unwrap();
+    store.create_approval(&done, 100, &[]).await.unwrap();
     let at = t0() + Duration::seconds(1);
     // The event builder sees each request as it was before the cancellation.
     let was = std::sync::Mutex::new(Vec::new());
@@ -436,7 +460,7 @@ async fn cancelling_an_agent_or_grant_closes_its_open_requests(store: Arc<dyn St
     let mut sub = request(&w, vec![w.principal], 1, "sub");
     sub.client = child.id;
     sub.chain = vec![child.id, w.agent];
-    store.create_approval(&sub, &[]).await.unwrap();
+    store.create_approval(&sub, 100, &[]).await.unwrap();
     let n = store
         .cancel_approvals(ApprovalScope::Agent(w.agent), at, &mk)
         .await
@@ -449,8 +473,8 @@ async fn cancelling_an_agent_or_grant_closes_its_open_requests(store: Arc<dyn St
     theirs.client = stray.id;
     theirs.chain = vec![stray.id];
     let mine = request(&w, vec![w.principal], 1, "mine");
-    store.create_approval(&theirs, &[]).await.unwrap();
-    store.create_approval(&mine, &[]).await.unwrap();
+    store.create_approval(&theirs, 100, &[]).await.unwrap();
+    store.create_approval(&mine, 100, &[]).await.unwrap();
     let n = store
         .cancel_approvals(ApprovalScope::Human(w.other), at, &mk)
         .await
