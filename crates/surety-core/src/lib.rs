@@ -13,6 +13,7 @@ pub mod grant;
 pub mod human;
 pub mod id;
 pub mod key;
+pub mod merkle;
 mod names;
 pub mod page;
 pub mod scope;
