@@ -11,6 +11,7 @@ mod claims;
 mod error;
 pub mod jwk;
 pub mod jws;
+pub mod note;
 pub mod rfc7523;
 pub mod rfc9068;
 pub mod rfc9449;
