@@ -172,7 +172,33 @@ pub struct NewEvent {
     pub details: serde_json::Value,
 }
 
+/// Version of the encoding of events as leaves of the Merkle log ([`NewEvent::leaf_entry`]).
+pub const LEAF_VERSION: u64 = 1;
+
 impl NewEvent {
+    /// The event as a leaf of the tamper-evident log: the canonical JSON
+    /// ([`crate::canonical`]) of every field as stored — the time in microseconds since the
+    /// epoch — with the encoding's version. Anyone holding the stored event computes the same
+    /// bytes.
+    #[must_use]
+    pub fn leaf_entry(&self) -> Vec<u8> {
+        let time = crate::clock::truncate_to_micros(self.time);
+        let micros = i64::try_from(time.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX);
+        let entry = serde_json::json!({
+            "v": LEAF_VERSION,
+            "schema": EVENT_SCHEMA_VERSION,
+            "id": self.id.to_string(),
+            "time_us": micros,
+            "kind": self.kind.as_str(),
+            "actor": self.actor.to_string(),
+            "target": self.target,
+            "agent": self.agent.map(|a| a.to_string()),
+            "human": self.human.map(|h| h.to_string()),
+            "details": self.details,
+        });
+        crate::canonical::to_string(&entry).into_bytes()
+    }
+
     /// An event of `kind` by `actor` on `target`, at `time`.
     pub fn new(
         kind: EventKind,

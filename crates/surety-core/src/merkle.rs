@@ -64,7 +64,7 @@ pub trait NodeSource {
     fn node(&self, level: u8, index: u64) -> Option<Hash>;
 }
 
-fn node_of(src: &impl NodeSource, level: u8, index: u64) -> Result<Hash, TreeError> {
+fn node_of(src: &(impl NodeSource + ?Sized), level: u8, index: u64) -> Result<Hash, TreeError> {
     src.node(level, index)
         .ok_or(TreeError::MissingNode { level, index })
 }
@@ -75,7 +75,7 @@ fn split(n: u64) -> u64 {
 }
 
 /// The hash of leaves `[start, end)`, from perfect subtrees (`start < end`).
-fn range_hash(src: &impl NodeSource, start: u64, end: u64) -> Result<Hash, TreeError> {
+fn range_hash(src: &(impl NodeSource + ?Sized), start: u64, end: u64) -> Result<Hash, TreeError> {
     let n = end - start;
     if n.is_power_of_two() && start.is_multiple_of(n) {
         let level = u8::try_from(n.trailing_zeros()).unwrap_or(u8::MAX);
@@ -89,7 +89,7 @@ fn range_hash(src: &impl NodeSource, start: u64, end: u64) -> Result<Hash, TreeE
 }
 
 /// The root of the tree of the first `size` leaves.
-pub fn root(src: &impl NodeSource, size: u64) -> Result<Hash, TreeError> {
+pub fn root(src: &(impl NodeSource + ?Sized), size: u64) -> Result<Hash, TreeError> {
     if size == 0 {
         return Ok(empty_root());
     }
@@ -100,7 +100,7 @@ pub fn root(src: &impl NodeSource, size: u64) -> Result<Hash, TreeError> {
 /// then has `index + 1` leaves): the leaf itself, then each parent whose right edge it is.
 /// A log stores all of them with the leaf.
 pub fn completed_nodes(
-    src: &impl NodeSource,
+    src: &(impl NodeSource + ?Sized),
     index: u64,
     leaf: Hash,
 ) -> Result<Vec<(u8, u64, Hash)>, TreeError> {
@@ -119,7 +119,7 @@ pub fn completed_nodes(
 
 /// RFC 9162 §2.1.3.1: the inclusion proof of leaf `index` in the tree of `size` leaves.
 pub fn inclusion_proof(
-    src: &impl NodeSource,
+    src: &(impl NodeSource + ?Sized),
     index: u64,
     size: u64,
 ) -> Result<Vec<Hash>, TreeError> {
@@ -135,7 +135,7 @@ pub fn inclusion_proof(
 
 /// `PATH(m, D[start:end])`, appending bottom-up.
 fn path(
-    src: &impl NodeSource,
+    src: &(impl NodeSource + ?Sized),
     m: u64,
     start: u64,
     end: u64,
@@ -158,7 +158,7 @@ fn path(
 
 /// RFC 9162 §2.1.4.1: the consistency proof between the trees of `old` and `new` leaves.
 pub fn consistency_proof(
-    src: &impl NodeSource,
+    src: &(impl NodeSource + ?Sized),
     old: u64,
     new: u64,
 ) -> Result<Vec<Hash>, TreeError> {
@@ -174,7 +174,7 @@ pub fn consistency_proof(
 
 /// `SUBPROOF(m, D[start:end], b)`, appending bottom-up.
 fn subproof(
-    src: &impl NodeSource,
+    src: &(impl NodeSource + ?Sized),
     m: u64,
     start: u64,
     end: u64,
@@ -284,6 +284,36 @@ pub fn verify_consistency(
     }
     // Step 6.
     fr == *old_root && sr == *new_root && sn == 0
+}
+
+/// Nodes held in a map by `(level, index)`: what a store returns for a computation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeMap(pub std::collections::HashMap<(u8, u64), Hash>);
+
+impl NodeSource for NodeMap {
+    fn node(&self, level: u8, index: u64) -> Option<Hash> {
+        self.0.get(&(level, index)).copied()
+    }
+}
+
+/// The nodes `compute` reads (sorted, without repeats): run a root or proof computation
+/// against placeholders to learn which stored nodes to fetch, then run it again on them.
+pub fn wanted<T>(
+    compute: impl FnOnce(&dyn NodeSource) -> Result<T, TreeError>,
+) -> Result<Vec<(u8, u64)>, TreeError> {
+    struct Recorder(std::cell::RefCell<Vec<(u8, u64)>>);
+    impl NodeSource for Recorder {
+        fn node(&self, level: u8, index: u64) -> Option<Hash> {
+            self.0.borrow_mut().push((level, index));
+            Some([0; 32])
+        }
+    }
+    let recorder = Recorder(std::cell::RefCell::new(Vec::new()));
+    compute(&recorder)?;
+    let mut positions = recorder.0.into_inner();
+    positions.sort_unstable();
+    positions.dedup();
+    Ok(positions)
 }
 
 /// Perfect-subtree hashes kept in memory: `levels[l][i]` is `node(l, i)`.

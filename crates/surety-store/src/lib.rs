@@ -650,6 +650,18 @@ pub struct Ceremony {
     pub expires_at: OffsetDateTime,
 }
 
+/// The audit log's Merkle tree (RFC 9162). Leaves are appended with their events, in the
+/// same transaction ([`AuditStore::append_events`] and every store method that records
+/// events); these read it.
+#[async_trait]
+pub trait AuditTreeStore {
+    /// The number of leaves (events) in the tree.
+    async fn tree_size(&self) -> Result<u64>;
+    /// The stored perfect-subtree nodes at `positions` (see
+    /// [`surety_core::merkle::wanted`]); absent ones are left out.
+    async fn tree_nodes(&self, positions: &[(u8, u64)]) -> Result<surety_core::merkle::NodeMap>;
+}
+
 /// Approval requests and their votes.
 #[async_trait]
 pub trait ApprovalStore {
@@ -792,6 +804,7 @@ pub trait Store:
     + PolicyStore
     + ApprovalStore
     + PasskeyStore
+    + AuditTreeStore
     + Debug
     + Send
     + Sync

@@ -45,7 +45,10 @@ impl PgStore {
             .connect_with(Self::session(options))
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        let store = Self { pool };
+        // Events recorded before the audit tree existed become its first leaves.
+        tree::backfill(&store).await?;
+        Ok(store)
     }
 
     pub(crate) fn writer(&self) -> &PgPool {
@@ -108,6 +111,8 @@ mod org;
 mod policies;
 #[path = "shared/sessions.rs"]
 mod sessions;
+#[path = "shared/tree.rs"]
+mod tree;
 #[path = "shared/tx.rs"]
 mod tx;
 

@@ -44,7 +44,10 @@ impl SqliteStore {
             .max_connections(max_readers.max(1))
             .connect_with(base.read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        let store = Self { writer, reader };
+        // Events recorded before the audit tree existed become its first leaves.
+        tree::backfill(&store).await?;
+        Ok(store)
     }
 
     pub(crate) fn writer(&self) -> &SqlitePool {
@@ -95,6 +98,8 @@ mod org;
 mod policies;
 #[path = "shared/sessions.rs"]
 mod sessions;
+#[path = "shared/tree.rs"]
+mod tree;
 #[path = "shared/tx.rs"]
 mod tx;
 

@@ -197,6 +197,27 @@ fn tampering_with_any_part_fails_verification() {
     );
 }
 
+#[test]
+fn a_computation_reads_few_nodes_and_runs_again_on_just_those() {
+    let t = reference();
+    let wanted = wanted(|src| inclusion_proof(src, 5, 8)).unwrap_or_default();
+    // Leaf 4, the pair (6, 7) and the left half: three perfect subtrees.
+    assert_eq!(wanted, vec![(0, 4), (1, 3), (2, 0)]);
+    let nodes = NodeMap(
+        wanted
+            .iter()
+            .filter_map(|&(l, i)| t.node(l, i).map(|h| ((l, i), h)))
+            .collect(),
+    );
+    assert_eq!(inclusion_proof(&nodes, 5, 8), inclusion_proof(&t, 5, 8));
+    let for_root = wanted_root(7);
+    assert_eq!(for_root, vec![(0, 6), (1, 2), (2, 0)]);
+}
+
+fn wanted_root(size: u64) -> Vec<(u8, u64)> {
+    wanted(|src| root(src, size)).unwrap_or_default()
+}
+
 /// A naive MTH (§2.1.1), straight from the definition, to check the stored-node one against.
 fn naive_root(leaves: &[Hash]) -> Hash {
     match leaves.len() {

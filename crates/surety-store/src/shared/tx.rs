@@ -15,17 +15,19 @@ use crate::{Result, Serial, StoreError};
 pub(super) type Tx = Transaction<'static, Db>;
 
 /// Appends events as the last step of a transaction: the `audit` lock makes commit order
-/// equal `seq` order, so a reader paging by `seq` never misses a late commit.
+/// equal `seq` order, so a reader paging by `seq` never misses a late commit. Each event is
+/// also the next leaf of the log's Merkle tree, numbered and hashed in this same transaction.
 pub(super) async fn insert_events(tx: &mut Tx, events: &[NewEvent]) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
     super::serialize(tx, Serial::Audit).await?;
+    let mut tree = super::tree::Appender::begin(tx).await?;
     for e in events {
         sqlx::query(
             "INSERT INTO audit_events \
-             (id, version, time, kind, actor, target, agent_id, human_id, details) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             (id, version, time, kind, actor, target, agent_id, human_id, details, leaf_index) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(e.id.to_string())
         .bind(i32::from(EVENT_SCHEMA_VERSION))
@@ -36,8 +38,10 @@ pub(super) async fn insert_events(tx: &mut Tx, events: &[NewEvent]) -> Result<()
         .bind(e.agent.map(|a| a.to_string()))
         .bind(e.human.map(|h| h.to_string()))
         .bind(to_json_text(&e.details)?)
+        .bind(tree.next_leaf()?)
         .execute(&mut **tx)
         .await?;
+        tree.push(tx, e).await?;
     }
     Ok(())
 }

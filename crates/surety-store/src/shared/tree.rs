@@ -1,0 +1,156 @@
+//! The audit log's Merkle tree (RFC 9162): leaves appended in the transaction of the events
+//! they hash, under the `Audit` lock, so that the tree always holds exactly the committed
+//! events in commit order; and the nodes a root or proof needs, read in one query.
+
+use async_trait::async_trait;
+use sqlx::QueryBuilder;
+use surety_core::audit::NewEvent;
+use surety_core::merkle::{self, Hash, NodeMap};
+
+use super::tx::Tx;
+use super::{Backend, Db};
+use crate::rows::EventRow;
+use crate::{AuditTreeStore, Result, Serial, StoreError};
+
+fn to_hash(bytes: Vec<u8>) -> Result<Hash> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::corrupt("an audit tree node is not 32 bytes"))
+}
+
+fn level_of(level: i16) -> Result<u8> {
+    u8::try_from(level).map_err(StoreError::corrupt)
+}
+
+/// Fetches the nodes at `positions` through `executor`.
+async fn fetch<'e, E>(executor: E, positions: &[(u8, u64)]) -> Result<NodeMap>
+where
+    E: sqlx::Executor<'e, Database = Db>,
+{
+    let mut nodes = NodeMap::default();
+    if positions.is_empty() {
+        return Ok(nodes);
+    }
+    let mut q: QueryBuilder<Db> =
+        QueryBuilder::new("SELECT level, idx, hash FROM audit_tree WHERE ");
+    for (i, (level, index)) in positions.iter().enumerate() {
+        if i > 0 {
+            q.push(" OR ");
+        }
+        q.push("(level = ")
+            .push_bind(i16::from(*level))
+            .push(" AND idx = ")
+            .push_bind(i64::try_from(*index).map_err(StoreError::corrupt)?)
+            .push(")");
+    }
+    let rows: Vec<(i16, i64, Vec<u8>)> = q.build_query_as().fetch_all(executor).await?;
+    for (level, index, hash) in rows {
+        let index = u64::try_from(index).map_err(StoreError::corrupt)?;
+        nodes.0.insert((level_of(level)?, index), to_hash(hash)?);
+    }
+    Ok(nodes)
+}
+
+/// The perfect subtrees that make up the first `size` leaves: what the next append needs.
+fn frontier(size: u64) -> Vec<(u8, u64)> {
+    (0..64u8)
+        .filter(|l| (size >> l) & 1 == 1)
+        .map(|l| (l, (size >> l) - 1))
+        .collect()
+}
+
+async fn size_tx(tx: &mut Tx) -> Result<u64> {
+    let (max,): (Option<i64>,) = sqlx::query_as("SELECT MAX(idx) FROM audit_tree WHERE level = 0")
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(max.map_or(0, |m| u64::try_from(m + 1).unwrap_or(0)))
+}
+
+/// Appends leaves within a transaction that holds the `Audit` lock: the tree's frontier is
+/// read once, then each leaf stores the nodes it completes.
+pub(super) struct Appender {
+    size: u64,
+    nodes: NodeMap,
+}
+
+impl Appender {
+    pub(super) async fn begin(tx: &mut Tx) -> Result<Self> {
+        let size = size_tx(tx).await?;
+        let nodes = fetch(&mut **tx, &frontier(size)).await?;
+        Ok(Self { size, nodes })
+    }
+
+    /// The index the next leaf will have.
+    pub(super) fn next_leaf(&self) -> Result<i64> {
+        i64::try_from(self.size).map_err(StoreError::corrupt)
+    }
+
+    /// Appends `event` as the next leaf.
+    pub(super) async fn push(&mut self, tx: &mut Tx, event: &NewEvent) -> Result<()> {
+        let leaf = merkle::leaf_hash(&event.leaf_entry());
+        let completed = merkle::completed_nodes(&self.nodes, self.size, leaf)
+            .map_err(|e| StoreError::corrupt(e.to_string()))?;
+        let mut q: QueryBuilder<Db> =
+            QueryBuilder::new("INSERT INTO audit_tree (level, idx, hash) ");
+        q.push_values(&completed, |mut row, (level, idx, hash)| {
+            row.push_bind(i16::from(*level))
+                .push_bind(i64::try_from(*idx).unwrap_or(i64::MAX))
+                .push_bind(hash.to_vec());
+        });
+        q.build().execute(&mut **tx).await?;
+        for (level, idx, hash) in completed {
+            self.nodes.0.insert((level, idx), hash);
+        }
+        self.size += 1;
+        Ok(())
+    }
+}
+
+/// Gives leaves to events recorded before the tree existed, oldest first, a batch per
+/// transaction. Run when the store opens.
+pub(super) async fn backfill(backend: &Backend) -> Result<u64> {
+    let mut done = 0;
+    loop {
+        let mut tx = backend.writer().begin().await?;
+        super::serialize(&mut tx, Serial::Audit).await?;
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "SELECT seq, id, time, kind, actor, target, agent_id, human_id, details \
+             FROM audit_events WHERE leaf_index IS NULL ORDER BY seq LIMIT 500",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(done);
+        }
+        let events: Vec<NewEvent> = rows
+            .into_iter()
+            .map(|r| surety_core::audit::AuditEvent::try_from(r).map(|e| e.event))
+            .collect::<Result<_>>()?;
+        let mut tree = Appender::begin(&mut tx).await?;
+        for e in &events {
+            sqlx::query("UPDATE audit_events SET leaf_index = $1 WHERE id = $2")
+                .bind(tree.next_leaf()?)
+                .bind(e.id.to_string())
+                .execute(&mut *tx)
+                .await?;
+            tree.push(&mut tx, e).await?;
+        }
+        tx.commit().await?;
+        done += events.len() as u64;
+    }
+}
+
+#[async_trait]
+impl AuditTreeStore for Backend {
+    async fn tree_size(&self) -> Result<u64> {
+        let (max,): (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(idx) FROM audit_tree WHERE level = 0")
+                .fetch_one(self.reader())
+                .await?;
+        Ok(max.map_or(0, |m| u64::try_from(m + 1).unwrap_or(0)))
+    }
+
+    async fn tree_nodes(&self, positions: &[(u8, u64)]) -> Result<NodeMap> {
+        fetch(self.reader(), positions).await
+    }
+}
