@@ -397,3 +397,54 @@ pub struct Health {
     /// `ok`, or what is wrong.
     pub status: String,
 }
+
+/// `GET /v1/audit/proofs/inclusion`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InclusionQuery {
+    /// The leaf (0-based, in commit order).
+    pub index: u64,
+    /// The tree size the proof is for (a checkpoint's size).
+    pub tree_size: u64,
+}
+
+/// An RFC 9162 §2.1.3 inclusion proof. Hashes are base64 (standard alphabet, as in
+/// checkpoints).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InclusionProofView {
+    /// The leaf.
+    pub leaf_index: u64,
+    /// The tree size.
+    pub tree_size: u64,
+    /// `SHA-256(0x00 ‖ entry)` of the leaf.
+    pub leaf_hash: String,
+    /// The audit path, bottom-up.
+    pub inclusion_path: Vec<String>,
+    /// The root of the tree of `tree_size` leaves.
+    pub root_hash: String,
+}
+
+/// `GET /v1/audit/proofs/consistency`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConsistencyQuery {
+    /// The older tree size.
+    pub from: u64,
+    /// The newer tree size.
+    pub to: u64,
+}
+
+/// An RFC 9162 §2.1.4 consistency proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConsistencyProofView {
+    /// The older size.
+    pub from: u64,
+    /// The newer size.
+    pub to: u64,
+    /// The proof, bottom-up.
+    pub consistency_path: Vec<String>,
+    /// The older root.
+    pub from_root: String,
+    /// The newer root.
+    pub to_root: String,
+}

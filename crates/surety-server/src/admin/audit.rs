@@ -47,3 +47,171 @@ pub async fn list(
         .await?;
     Ok(axum::Json(ListResponse::from(&page)))
 }
+
+fn b64(hash: &surety_core::merkle::Hash) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(hash)
+}
+
+fn tree_error(e: surety_core::merkle::TreeError) -> ApiError {
+    match e {
+        surety_core::merkle::TreeError::OutOfRange(m) => ApiError::invalid_request(m),
+        missing @ surety_core::merkle::TreeError::MissingNode { .. } => ApiError::internal(missing),
+    }
+}
+
+/// Runs `compute` over the stored nodes it needs (one query).
+async fn over_tree<T>(
+    state: &AppState,
+    compute: impl Fn(&dyn surety_core::merkle::NodeSource) -> Result<T, surety_core::merkle::TreeError>,
+) -> Result<T, ApiError> {
+    let wanted = surety_core::merkle::wanted(&compute).map_err(tree_error)?;
+    let nodes = state.store.tree_nodes(&wanted).await?;
+    compute(&nodes).map_err(tree_error)
+}
+
+/// A size no larger than the tree.
+async fn within_tree(state: &AppState, size: u64, what: &str) -> Result<u64, ApiError> {
+    let current = state.store.tree_size().await?;
+    if size > current {
+        return Err(ApiError::invalid_request(format!(
+            "`{what}` is {size}, but the log has {current} events"
+        )));
+    }
+    Ok(current)
+}
+
+/// The log's name in checkpoints and its key name: the issuer without its scheme, then
+/// `/audit` (a schema-less URL, as C2SP recommends).
+fn origin(state: &AppState) -> String {
+    let host = state
+        .issuer
+        .split_once("://")
+        .map_or(state.issuer.as_ref(), |(_, rest)| rest)
+        .trim_end_matches('/');
+    format!("{host}/audit")
+}
+
+/// The key that signs checkpoints: the organisation's current signing key, which must be
+/// Ed25519 (C2SP signed notes).
+async fn log_key(
+    state: &AppState,
+) -> Result<
+    (
+        std::sync::Arc<crate::keyring::Signer>,
+        surety_jose::note::NoteKey,
+    ),
+    ApiError,
+> {
+    let signer = state
+        .keys
+        .signer(state.store.as_ref(), state.clock.now())
+        .await
+        .map_err(ApiError::internal)?;
+    let key = surety_jose::note::NoteKey::from_jwk(&origin(state), signer.key.public())
+        .map_err(|_| {
+            ApiError::not_available(
+                "checkpoints are signed with an Ed25519 organisation key (`signing_alg = \"EdDSA\"`)",
+            )
+        })?;
+    Ok((signer, key))
+}
+
+fn text(body: String) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// The current tree head as a C2SP `tlog-checkpoint`, signed by the organisation's key as a
+/// C2SP `signed-note` (`text/plain`). Extension line: `time <unix seconds>`.
+#[utoipa::path(get, path = "/v1/audit/checkpoint", tag = "audit", security(("dpop" = [])),
+    responses((status = 200, description = "A signed checkpoint (text/plain)"), (status = 503, body = surety_api::ErrorBody)))]
+pub async fn checkpoint(
+    State(state): State<AppState>,
+    AdminCaller(_): AdminCaller,
+) -> Result<axum::response::Response, ApiError> {
+    let (signer, _) = log_key(&state).await?;
+    let size = state.store.tree_size().await?;
+    let root = over_tree(&state, |src| surety_core::merkle::root(src, size)).await?;
+    let cp = surety_jose::note::Checkpoint {
+        origin: origin(&state),
+        size,
+        root,
+        extensions: vec![format!("time {}", state.clock.now().unix_timestamp())],
+    };
+    let note = surety_jose::note::sign(&cp.to_text(), &cp.origin, &signer.key)
+        .map_err(ApiError::internal)?;
+    Ok(text(note))
+}
+
+/// The verifier key of the checkpoints (`<name>+<key ID>+<base64 key>`, C2SP signed-note).
+#[utoipa::path(get, path = "/v1/audit/log-key", tag = "audit",
+    responses((status = 200, description = "The checkpoints' verifier key (text/plain)"), (status = 503, body = surety_api::ErrorBody)))]
+pub async fn verifier_key(
+    State(state): State<AppState>,
+) -> Result<axum::response::Response, ApiError> {
+    let (_, key) = log_key(&state).await?;
+    Ok(text(format!("{}\n", key.vkey())))
+}
+
+/// An RFC 9162 inclusion proof of one event (by leaf index) in the tree of `tree_size`.
+#[utoipa::path(get, path = "/v1/audit/proofs/inclusion", tag = "audit", params(surety_api::admin::InclusionQuery), security(("dpop" = [])),
+    responses((status = 200, body = surety_api::admin::InclusionProofView), (status = 400, body = surety_api::ErrorBody)))]
+pub async fn inclusion(
+    State(state): State<AppState>,
+    AdminCaller(_): AdminCaller,
+    Query(q): Query<surety_api::admin::InclusionQuery>,
+) -> Result<axum::Json<surety_api::admin::InclusionProofView>, ApiError> {
+    within_tree(&state, q.tree_size, "tree_size").await?;
+    let (index, size) = (q.index, q.tree_size);
+    let (proof, root, leaf) = over_tree(&state, |src| {
+        let proof = surety_core::merkle::inclusion_proof(src, index, size)?;
+        let root = surety_core::merkle::root(src, size)?;
+        let leaf = src
+            .node(0, index)
+            .ok_or(surety_core::merkle::TreeError::MissingNode { level: 0, index })?;
+        Ok((proof, root, leaf))
+    })
+    .await?;
+    Ok(axum::Json(surety_api::admin::InclusionProofView {
+        leaf_index: index,
+        tree_size: size,
+        leaf_hash: b64(&leaf),
+        inclusion_path: proof.iter().map(b64).collect(),
+        root_hash: b64(&root),
+    }))
+}
+
+/// An RFC 9162 consistency proof between two tree sizes.
+#[utoipa::path(get, path = "/v1/audit/proofs/consistency", tag = "audit", params(surety_api::admin::ConsistencyQuery), security(("dpop" = [])),
+    responses((status = 200, body = surety_api::admin::ConsistencyProofView), (status = 400, body = surety_api::ErrorBody)))]
+pub async fn consistency(
+    State(state): State<AppState>,
+    AdminCaller(_): AdminCaller,
+    Query(q): Query<surety_api::admin::ConsistencyQuery>,
+) -> Result<axum::Json<surety_api::admin::ConsistencyProofView>, ApiError> {
+    within_tree(&state, q.to, "to").await?;
+    let (from, to) = (q.from, q.to);
+    let (proof, from_root, to_root) = over_tree(&state, |src| {
+        Ok((
+            surety_core::merkle::consistency_proof(src, from, to)?,
+            surety_core::merkle::root(src, from)?,
+            surety_core::merkle::root(src, to)?,
+        ))
+    })
+    .await?;
+    Ok(axum::Json(surety_api::admin::ConsistencyProofView {
+        from,
+        to,
+        consistency_path: proof.iter().map(b64).collect(),
+        from_root: b64(&from_root),
+        to_root: b64(&to_root),
+    }))
+}

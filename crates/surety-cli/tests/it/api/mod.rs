@@ -4,6 +4,7 @@
 mod agents;
 mod approval_notices;
 pub(crate) mod approvals;
+mod audit_log;
 mod decisions;
 mod enroll;
 mod grants;

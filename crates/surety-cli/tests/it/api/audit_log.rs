@@ -1,0 +1,148 @@
+//! The tamper-evident audit log over HTTP: a signed checkpoint (C2SP), opened with the
+//! published verifier key; inclusion and consistency proofs (RFC 9162) checked against it.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+use surety_core::merkle;
+use surety_jose::note::{Checkpoint, NoteKey, open};
+use surety_testkit::{Options, TestServer, http};
+
+use crate::support::{call, expect_error, token_for};
+
+fn hash(b64: &Value) -> merkle::Hash {
+    STANDARD
+        .decode(b64.as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
+async fn get(server: &TestServer, path: &str) -> reqwest::Response {
+    let key = server.admin_key();
+    let token = token_for(server, &key, &server.admin.id.to_string()).await;
+    call(server, &key, &token, "GET", path, None).await
+}
+
+/// The current checkpoint, verified with the published key.
+async fn checkpoint(server: &TestServer) -> Checkpoint {
+    let vkey = http()
+        .get(server.url("/v1/audit/log-key"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let key = NoteKey::parse(vkey.trim()).unwrap();
+    let r = get(server, "/v1/audit/checkpoint").await;
+    assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
+    let note = r.text().await.unwrap();
+    let text = open(&note, &[key]).unwrap_or_else(|e| panic!("{e}: {note}"));
+    Checkpoint::parse(text).unwrap()
+}
+
+#[tokio::test]
+async fn checkpoints_are_signed_and_proofs_verify_against_them() {
+    let server = TestServer::start().await;
+    let first = checkpoint(&server).await;
+    assert!(first.size >= 1, "the deployment's own events: {first:?}");
+    assert!(first.origin.ends_with("/audit"), "{first:?}");
+    assert!(first.extensions[0].starts_with("time "), "{first:?}");
+    // More events.
+    for name in ["a", "b", "c"] {
+        server.agent(name).await;
+    }
+    let later = checkpoint(&server).await;
+    assert!(later.size > first.size);
+    // Every leaf of the later tree is included in it.
+    for index in [0, first.size - 1, later.size - 1] {
+        let path = format!(
+            "/v1/audit/proofs/inclusion?index={index}&tree_size={}",
+            later.size
+        );
+        let proof: Value = get(&server, &path).await.json().await.unwrap();
+        let nodes: Vec<merkle::Hash> = proof["inclusion_path"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(hash)
+            .collect();
+        assert_eq!(hash(&proof["root_hash"]), later.root);
+        let leaf = hash(&proof["leaf_hash"]);
+        assert!(merkle::verify_inclusion(
+            index,
+            later.size,
+            &leaf,
+            &nodes,
+            &later.root
+        ));
+        let mut other = leaf;
+        other[0] ^= 1;
+        assert!(!merkle::verify_inclusion(
+            index,
+            later.size,
+            &other,
+            &nodes,
+            &later.root
+        ));
+    }
+    // The later tree extends the earlier one: nothing was rewritten.
+    let path = format!(
+        "/v1/audit/proofs/consistency?from={}&to={}",
+        first.size, later.size
+    );
+    let proof: Value = get(&server, &path).await.json().await.unwrap();
+    let nodes: Vec<merkle::Hash> = proof["consistency_path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(hash)
+        .collect();
+    assert!(merkle::verify_consistency(
+        first.size,
+        later.size,
+        &first.root,
+        &later.root,
+        &nodes
+    ));
+    // Out of range, and without credentials.
+    let size = later.size;
+    for bad in [
+        format!("/v1/audit/proofs/inclusion?index={size}&tree_size={size}"),
+        format!(
+            "/v1/audit/proofs/inclusion?index=0&tree_size={}",
+            size + 100
+        ),
+        format!("/v1/audit/proofs/consistency?from=0&to={size}"),
+        format!("/v1/audit/proofs/consistency?from={size}&to=1"),
+        format!("/v1/audit/proofs/consistency?from=1&to={}", size + 100),
+    ] {
+        expect_error(get(&server, &bad).await, 400, "invalid_request").await;
+    }
+    let anonymous = http()
+        .get(server.url("/v1/audit/checkpoint"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn checkpoints_need_an_ed25519_organisation_key() {
+    let server = TestServer::start_with(Options {
+        config: vec![("signing_alg", "ES256".into())],
+        ..Options::default()
+    })
+    .await;
+    let r = get(&server, "/v1/audit/checkpoint").await;
+    let body = expect_error(r, 503, "temporarily_unavailable").await;
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("Ed25519")
+    );
+    server.stop().await;
+}
