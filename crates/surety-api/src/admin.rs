@@ -448,3 +448,30 @@ pub struct ConsistencyProofView {
     /// The newer root.
     pub to_root: String,
 }
+
+/// `GET /v1/audit/leaves`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LeavesQuery {
+    /// First leaf.
+    pub start: u64,
+    /// One past the last leaf (at most 1000 more than `start`).
+    pub end: u64,
+}
+
+/// One leaf of the audit log: its index and the entry it hashes (`SHA-256(0x00 ‖ the
+/// entry's canonical JSON text)`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LeafView {
+    /// The leaf index (commit order, from 0).
+    pub leaf_index: u64,
+    /// The event as the tree hashes it (versioned; see `NewEvent::leaf_entry`).
+    pub entry: Value,
+}
+
+/// Leaves of the audit log, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LeavesView {
+    /// The leaves.
+    pub leaves: Vec<LeafView>,
+}

@@ -154,6 +154,28 @@ pub enum AuditCommand {
         #[arg(long)]
         cursor: Option<String>,
     },
+    /// Write the whole log, up to a signed checkpoint, to a file an auditor can verify
+    /// offline (admins).
+    Export {
+        /// The file to write (JSON Lines).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Print the log's verifier key (hand it to auditors through another channel than the
+    /// export).
+    LogKey,
+    /// Verify an export offline: recompute the Merkle tree from its events and check the
+    /// checkpoints' signatures and roots with the log's key.
+    Verify {
+        /// The export.
+        file: PathBuf,
+        /// The log's verifier key (`GET /v1/audit/log-key`), obtained independently.
+        #[arg(long, conflicts_with = "key_file")]
+        key: Option<String>,
+        /// A file holding that key.
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+    },
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -339,16 +361,25 @@ pub async fn run(g: &Globals, cmd: AgentCommand) -> anyhow::Result<()> {
 }
 
 pub async fn audit(g: &Globals, cmd: AuditCommand) -> anyhow::Result<()> {
-    let AuditCommand::List {
-        target,
-        agent,
-        human,
-        kind,
-        since,
-        until,
-        limit,
-        cursor,
-    } = cmd;
+    let (target, agent, human, kind, since, until, limit, cursor) = match cmd {
+        AuditCommand::Export { out } => return crate::audit_export::export(g, &out).await,
+        AuditCommand::LogKey => return crate::audit_export::log_key(g).await,
+        AuditCommand::Verify {
+            file,
+            key,
+            key_file,
+        } => return crate::audit_export::verify(g, &file, key, key_file),
+        AuditCommand::List {
+            target,
+            agent,
+            human,
+            kind,
+            since,
+            until,
+            limit,
+            cursor,
+        } => (target, agent, human, kind, since, until, limit, cursor),
+    };
     let client = g.client()?;
     let q = AuditQuery {
         agent: agent.map(|a| a.to_string()),

@@ -4,6 +4,7 @@
 mod agents;
 mod approval;
 mod approve;
+mod audit_export;
 mod bench;
 mod bench_approvals;
 mod credentials;

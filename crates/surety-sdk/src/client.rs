@@ -224,6 +224,17 @@ impl AdminClient {
         query: Option<&Q>,
         body: Option<&B>,
     ) -> Result<T, ClientError> {
+        decode(self.send(method, path, query, body).await?).await
+    }
+
+    /// Sends an admin-API request (token, proof, one renewal) and returns the response as is.
+    async fn send<B: Serialize + ?Sized, Q: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        query: Option<&Q>,
+        body: Option<&B>,
+    ) -> Result<reqwest::Response, ClientError> {
         let url = format!("{}{path}", self.base);
         for attempt in 0..2 {
             let token = self.token(attempt > 0).await?;
@@ -257,11 +268,40 @@ impl AdminClient {
                     continue;
                 }
             }
-            return decode(response).await;
+            return Ok(response);
         }
         Err(ClientError::Other(
             "the server refused a freshly issued token".into(),
         ))
+    }
+
+    /// A `text/plain` resource of the admin API (a signed checkpoint).
+    async fn text(&self, path: &str) -> Result<String, ClientError> {
+        let response = self.send::<(), ()>(Method::GET, path, None, None).await?;
+        if response.status().is_success() {
+            return Ok(response.text().await?);
+        }
+        decode::<serde_json::Value>(response)
+            .await
+            .map(|_| String::new())
+    }
+
+    /// `GET /v1/audit/checkpoint`: the signed note of the current tree head.
+    pub async fn audit_checkpoint(&self) -> Result<String, ClientError> {
+        self.text("/v1/audit/checkpoint").await
+    }
+
+    /// `GET /v1/audit/leaves`.
+    pub async fn audit_leaves(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<surety_api::admin::LeavesView, ClientError> {
+        self.get(
+            "/v1/audit/leaves",
+            Some(&surety_api::admin::LeavesQuery { start, end }),
+        )
+        .await
     }
 
     async fn get<T: DeserializeOwned, Q: Serialize + ?Sized>(

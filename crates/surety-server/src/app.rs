@@ -274,6 +274,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::verifier_key))
         .routes(routes!(audit::inclusion))
         .routes(routes!(audit::consistency))
+        .routes(routes!(audit::leaves))
         .routes(routes!(approvals::list))
         .routes(routes!(approvals::stream))
         .routes(routes!(approvals::get))

@@ -660,6 +660,8 @@ pub trait AuditTreeStore {
     /// The stored perfect-subtree nodes at `positions` (see
     /// [`surety_core::merkle::wanted`]); absent ones are left out.
     async fn tree_nodes(&self, positions: &[(u8, u64)]) -> Result<surety_core::merkle::NodeMap>;
+    /// The events that are leaves `[start, end)`, in leaf order, with their leaf index.
+    async fn leaves(&self, start: u64, end: u64) -> Result<Vec<(u64, NewEvent)>>;
 }
 
 /// Approval requests and their votes.

@@ -523,3 +523,117 @@ async fn webauthn_e2e_passkey_denial_in_chromium_ends_the_agents_poll_with_acces
     );
     server.stop().await;
 }
+
+/// `surety audit export` then `surety audit verify`, offline, with only the file and the
+/// log's key: it passes as exported, and names what each tampering broke.
+#[tokio::test]
+async fn audit_export_verifies_offline_and_names_each_tampering() {
+    let server = TestServer::start().await;
+    for name in ["one", "two", "three"] {
+        server.agent(name).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let profile = admin_profile(&server, dir.path());
+    let file = dir.path().join("audit.jsonl");
+    let out = surety_cli(
+        &profile,
+        &["audit", "export", "--out", file.to_str().unwrap()],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        describe("surety audit export", &out)
+    );
+    let vkey = surety_testkit::http()
+        .get(server.url("/v1/audit/log-key"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let vkey = vkey.trim().to_owned();
+    server.stop().await;
+    // The server is gone: verification needs only the file and the key.
+    let verify = |path: &Path, key: &str| {
+        let (path, key) = (path.to_owned(), key.to_owned());
+        async move {
+            surety_cli(
+                Path::new("/nonexistent"),
+                &["audit", "verify", path.to_str().unwrap(), "--key", &key],
+            )
+            .await
+        }
+    };
+    let good = verify(&file, &vkey).await;
+    assert!(
+        good.status.success(),
+        "{}",
+        describe("surety audit verify", &good)
+    );
+    assert!(String::from_utf8_lossy(&good.stdout).contains("verified:"));
+    let lines: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let n = lines.len();
+    let written = std::cell::Cell::new(0);
+    let tampered = |edit: &dyn Fn(&mut Vec<String>)| {
+        let mut l = lines.clone();
+        edit(&mut l);
+        written.set(written.get() + 1);
+        let path = dir.path().join(format!("tampered-{}.jsonl", written.get()));
+        std::fs::write(&path, l.join("\n") + "\n").unwrap();
+        path
+    };
+    let cases: Vec<(PathBuf, &str)> = vec![
+        // One byte of one event changed.
+        (
+            tampered(&|l| l[3] = l[3].replacen("\"kind\":\"", "\"kind\":\"x", 1)),
+            "do not hash to the signed root",
+        ),
+        // An event removed.
+        (
+            tampered(&|l| {
+                l.remove(2);
+            }),
+            "where leaf 1 was expected",
+        ),
+        // Two events swapped.
+        (tampered(&|l| l.swap(2, 3)), "where leaf 1 was expected"),
+        // The checkpoint dropped.
+        (
+            tampered(&|l| {
+                l.pop();
+            }),
+            "no signed checkpoint",
+        ),
+        // The checkpoint forged (another size).
+        (
+            tampered(&|l| {
+                let last = l.len() - 1;
+                let forged = l[last].replacen(&format!("\\n{}\\n", n - 2), "\\n1\\n", 1);
+                l[last] = forged;
+            }),
+            "not signed by the key",
+        ),
+    ];
+    for (path, expected) in cases {
+        let bad = verify(&path, &vkey).await;
+        let err = String::from_utf8_lossy(&bad.stderr).into_owned();
+        assert!(
+            !bad.status.success() && err.contains(expected),
+            "{expected}: {err}"
+        );
+    }
+    // Another key: nothing verifies.
+    let other = PrivateJwk::generate(surety_jose::KeyAlg::EdDSA).unwrap();
+    let other =
+        surety_jose::note::NoteKey::from_jwk(vkey.split('+').next().unwrap(), other.public())
+            .unwrap()
+            .vkey();
+    let bad = verify(&file, &other).await;
+    assert!(!bad.status.success());
+}

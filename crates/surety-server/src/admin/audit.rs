@@ -215,3 +215,32 @@ pub async fn consistency(
         to_root: b64(&to_root),
     }))
 }
+
+/// Most leaves in one `GET /v1/audit/leaves`.
+const MAX_LEAVES: u64 = 1000;
+
+/// Leaves `[start, end)` of the audit log with the entries they hash: what an export holds
+/// (admins only).
+#[utoipa::path(get, path = "/v1/audit/leaves", tag = "audit", params(surety_api::admin::LeavesQuery), security(("dpop" = [])),
+    responses((status = 200, body = surety_api::admin::LeavesView), (status = 400, body = surety_api::ErrorBody), (status = 403, body = surety_api::ErrorBody)))]
+pub async fn leaves(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Query(q): Query<surety_api::admin::LeavesQuery>,
+) -> Result<axum::Json<surety_api::admin::LeavesView>, ApiError> {
+    caller.require_admin("read the whole audit log")?;
+    if q.start > q.end || q.end - q.start > MAX_LEAVES {
+        return Err(ApiError::invalid_request(format!(
+            "`start` ≤ `end` ≤ `start` + {MAX_LEAVES}"
+        )));
+    }
+    let leaves = state.store.leaves(q.start, q.end).await?;
+    let leaves = leaves
+        .into_iter()
+        .map(|(leaf_index, event)| {
+            let entry = serde_json::from_slice(&event.leaf_entry()).map_err(ApiError::internal)?;
+            Ok(surety_api::admin::LeafView { leaf_index, entry })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(axum::Json(surety_api::admin::LeavesView { leaves }))
+}

@@ -153,4 +153,32 @@ impl AuditTreeStore for Backend {
     async fn tree_nodes(&self, positions: &[(u8, u64)]) -> Result<NodeMap> {
         fetch(self.reader(), positions).await
     }
+
+    async fn leaves(&self, start: u64, end: u64) -> Result<Vec<(u64, NewEvent)>> {
+        let bound =
+            |n: u64| i64::try_from(n).map_err(|_| StoreError::Invalid("out of range".into()));
+        let rows: Vec<(i64, EventRow)> = {
+            #[derive(sqlx::FromRow)]
+            struct LeafRow {
+                leaf_index: i64,
+                #[sqlx(flatten)]
+                event: EventRow,
+            }
+            let rows: Vec<LeafRow> = sqlx::query_as(
+                "SELECT leaf_index, seq, id, time, kind, actor, target, agent_id, human_id, details \
+                 FROM audit_events WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index",
+            )
+            .bind(bound(start)?)
+            .bind(bound(end)?)
+            .fetch_all(self.reader())
+            .await?;
+            rows.into_iter().map(|r| (r.leaf_index, r.event)).collect()
+        };
+        rows.into_iter()
+            .map(|(i, r)| {
+                let index = u64::try_from(i).map_err(StoreError::corrupt)?;
+                Ok((index, surety_core::audit::AuditEvent::try_from(r)?.event))
+            })
+            .collect()
+    }
 }

@@ -1,0 +1,211 @@
+//! `surety audit export` and `surety audit verify`: the audit log as a file an auditor can
+//! check offline, with nothing but the file and the log's public key.
+//!
+//! An export is JSON Lines: a header, then every leaf in order (`{"leaf_index", "entry"}`,
+//! the entry being the event exactly as the tree hashes it), then the signed checkpoint that
+//! covers them all (`{"checkpoint": "<C2SP signed note>"}`). `verify` recomputes the RFC 9162
+//! tree from the entries, opens each checkpoint with the given key, and compares roots.
+
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use surety_core::merkle::{self, MemoryTree};
+use surety_jose::note::{Checkpoint, NoteKey};
+
+use crate::Globals;
+use crate::output::say;
+
+/// Format version of export files.
+const FORMAT: u64 = 1;
+/// Leaves fetched per request.
+const BATCH: u64 = 1000;
+
+/// The checkpoint text of a signed note (without verifying it: the exporter is not the
+/// auditor).
+fn checkpoint_of(note: &str) -> anyhow::Result<Checkpoint> {
+    let split = note
+        .rfind("\n\n")
+        .ok_or_else(|| anyhow::anyhow!("the server's checkpoint is not a signed note"))?;
+    Ok(Checkpoint::parse(&note[..=split])?)
+}
+
+pub async fn export(g: &Globals, out: &Path) -> anyhow::Result<()> {
+    let client = g.client()?;
+    let note = client.audit_checkpoint().await?;
+    let checkpoint = checkpoint_of(&note)?;
+    let file = std::fs::File::create(out)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+    let mut w = BufWriter::new(file);
+    writeln!(
+        w,
+        "{}",
+        json!({"surety_audit_export": FORMAT, "origin": checkpoint.origin, "size": checkpoint.size})
+    )?;
+    let mut start = 0;
+    while start < checkpoint.size {
+        let end = (start + BATCH).min(checkpoint.size);
+        let page = client.audit_leaves(start, end).await?;
+        for (expected, leaf) in (start..end).zip(&page.leaves) {
+            anyhow::ensure!(
+                leaf.leaf_index == expected,
+                "the server skipped leaf {expected}"
+            );
+            writeln!(
+                w,
+                "{}",
+                json!({"leaf_index": leaf.leaf_index, "entry": leaf.entry})
+            )?;
+        }
+        anyhow::ensure!(
+            page.leaves.len() as u64 == end - start,
+            "the server returned {} leaves for {start}..{end}",
+            page.leaves.len()
+        );
+        start = end;
+    }
+    writeln!(w, "{}", json!({ "checkpoint": note }))?;
+    w.flush()?;
+    say!(
+        "{} events and their signed checkpoint written to {}",
+        checkpoint.size,
+        out.display()
+    );
+    Ok(())
+}
+
+pub async fn log_key(g: &Globals) -> anyhow::Result<()> {
+    let client = g.client()?;
+    let url = format!("{}/v1/audit/log-key", client.server());
+    let response = reqwest::get(&url).await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.text().await.unwrap_or_default()
+    );
+    say!("{}", response.text().await?.trim());
+    Ok(())
+}
+
+/// What a verification found.
+#[derive(Debug, serde::Serialize)]
+struct Verified {
+    events: u64,
+    checkpoints: usize,
+    root: String,
+}
+
+/// Verifies an export against the verifier key `key`; the error names the first line at
+/// fault.
+fn verify_file(file: &Path, key: &NoteKey) -> anyhow::Result<Verified> {
+    let reader = std::io::BufReader::new(
+        std::fs::File::open(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?,
+    );
+    let mut tree = MemoryTree::new();
+    let mut checkpoints = 0;
+    let mut covered = 0;
+    let mut last_root = merkle::empty_root();
+    for (n, line) in reader.lines().enumerate() {
+        let no = n + 1;
+        let line = line?;
+        let value: Value = serde_json::from_str(&line)
+            .map_err(|e| anyhow::anyhow!("line {no}: not JSON ({e})"))?;
+        if n == 0 {
+            anyhow::ensure!(
+                value["surety_audit_export"] == FORMAT,
+                "line 1: not a Surety audit export (format {FORMAT})"
+            );
+            continue;
+        }
+        if let Some(note) = value.get("checkpoint").and_then(Value::as_str) {
+            let text = surety_jose::note::open(note, std::slice::from_ref(key)).map_err(|_| {
+                anyhow::anyhow!(
+                    "line {no}: the checkpoint is not signed by the key {} (forged, or altered)",
+                    key.vkey()
+                )
+            })?;
+            let cp = Checkpoint::parse(text)
+                .map_err(|e| anyhow::anyhow!("line {no}: not a checkpoint: {e}"))?;
+            anyhow::ensure!(
+                cp.origin == key.name,
+                "line {no}: the checkpoint is of log `{}`, the key of `{}`",
+                cp.origin,
+                key.name
+            );
+            anyhow::ensure!(
+                cp.size <= tree.size(),
+                "line {no}: the checkpoint covers {} events, but only {} come before it: events were removed",
+                cp.size,
+                tree.size()
+            );
+            let root = tree.root(cp.size)?;
+            anyhow::ensure!(
+                root == cp.root,
+                "line {no}: the first {} events do not hash to the signed root: an entry was altered, removed, added or reordered",
+                cp.size
+            );
+            checkpoints += 1;
+            covered = cp.size;
+            last_root = root;
+            continue;
+        }
+        let index = value["leaf_index"]
+            .as_u64()
+            .ok_or_else(|| anyhow::anyhow!("line {no}: neither a leaf nor a checkpoint"))?;
+        anyhow::ensure!(
+            index == tree.size(),
+            "line {no}: leaf {index} where leaf {} was expected: an event is missing, repeated or out of order",
+            tree.size()
+        );
+        let entry = value
+            .get("entry")
+            .filter(|e| e.is_object())
+            .ok_or_else(|| anyhow::anyhow!("line {no}: the leaf has no entry"))?;
+        let text = surety_core::canonical::to_string(entry);
+        tree.push(merkle::leaf_hash(text.as_bytes()));
+    }
+    anyhow::ensure!(checkpoints > 0, "the export holds no signed checkpoint");
+    anyhow::ensure!(
+        covered == tree.size(),
+        "{} events after the last checkpoint are covered by no signature",
+        tree.size() - covered
+    );
+    Ok(Verified {
+        events: tree.size(),
+        checkpoints,
+        root: merkle_hex(&last_root),
+    })
+}
+
+fn merkle_hex(h: &merkle::Hash) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn verify(
+    g: &Globals,
+    file: &Path,
+    key: Option<String>,
+    key_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let vkey = match (key, key_file) {
+        (Some(k), None) => k,
+        (None, Some(f)) => {
+            std::fs::read_to_string(&f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?
+        }
+        _ => anyhow::bail!(
+            "give the log's verifier key with --key or --key-file (from GET /v1/audit/log-key, obtained independently of the export)"
+        ),
+    };
+    let key = NoteKey::parse(vkey.trim())?;
+    let verified = verify_file(file, &key)?;
+    if g.json {
+        return crate::output::json(&verified);
+    }
+    say!(
+        "verified: {} events, {} signed checkpoint(s), root {}",
+        verified.events,
+        verified.checkpoints,
+        verified.root
+    );
+    Ok(())
+}
