@@ -475,3 +475,29 @@ pub struct LeavesView {
     /// The leaves.
     pub leaves: Vec<LeafView>,
 }
+
+/// `GET /v1/audit/checkpoints`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CheckpointsQuery {
+    /// Only sizes above this.
+    pub after: Option<u64>,
+    /// Only sizes up to this.
+    pub up_to: Option<u64>,
+}
+
+/// A stored checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CheckpointView {
+    /// Its tree size.
+    pub size: u64,
+    /// The C2SP signed note.
+    pub note: String,
+}
+
+/// Stored checkpoints, smallest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CheckpointsView {
+    /// The checkpoints.
+    pub checkpoints: Vec<CheckpointView>,
+}

@@ -42,6 +42,24 @@ pub async fn export(g: &Globals, out: &Path) -> anyhow::Result<()> {
         "{}",
         json!({"surety_audit_export": FORMAT, "origin": checkpoint.origin, "size": checkpoint.size})
     )?;
+    // Every stored checkpoint up to this one goes right after the last leaf it covers, so
+    // that verify checks each, and the chain of `previous` lines between them.
+    let mut stored = std::collections::BTreeMap::new();
+    let mut after = 0;
+    loop {
+        let page = client.audit_checkpoints(after, checkpoint.size).await?;
+        let Some(last) = page.checkpoints.last().map(|c| c.size) else {
+            break;
+        };
+        for c in page.checkpoints {
+            stored.insert(c.size, c.note);
+        }
+        after = last;
+    }
+    stored.insert(checkpoint.size, note.clone());
+    if let Some(n) = stored.get(&0) {
+        writeln!(w, "{}", json!({ "checkpoint": n }))?;
+    }
     let mut start = 0;
     while start < checkpoint.size {
         let end = (start + BATCH).min(checkpoint.size);
@@ -56,6 +74,9 @@ pub async fn export(g: &Globals, out: &Path) -> anyhow::Result<()> {
                 "{}",
                 json!({"leaf_index": leaf.leaf_index, "entry": leaf.entry})
             )?;
+            if let Some(n) = stored.get(&(leaf.leaf_index + 1)) {
+                writeln!(w, "{}", json!({ "checkpoint": n }))?;
+            }
         }
         anyhow::ensure!(
             page.leaves.len() as u64 == end - start,
@@ -64,7 +85,6 @@ pub async fn export(g: &Globals, out: &Path) -> anyhow::Result<()> {
         );
         start = end;
     }
-    writeln!(w, "{}", json!({ "checkpoint": note }))?;
     w.flush()?;
     say!(
         "{} events and their signed checkpoint written to {}",
@@ -138,6 +158,22 @@ fn verify_file(file: &Path, key: &NoteKey) -> anyhow::Result<Verified> {
                 cp.size,
                 tree.size()
             );
+            // `previous <size> <root>`: the checkpoint before it must be of this same log.
+            for ext in &cp.extensions {
+                let Some(prev) = ext.strip_prefix("previous ") else {
+                    continue;
+                };
+                let (size, root) = prev
+                    .split_once(' ')
+                    .ok_or_else(|| anyhow::anyhow!("line {no}: a malformed `previous` line"))?;
+                let size: u64 = size
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("line {no}: a malformed `previous` line"))?;
+                anyhow::ensure!(
+                    size <= cp.size && tree.size() >= size && base64_std(&tree.root(size)?) == root,
+                    "line {no}: the previous checkpoint it names ({size} events) is not of this log: the log was forked or rewritten"
+                );
+            }
             let root = tree.root(cp.size)?;
             anyhow::ensure!(
                 root == cp.root,
@@ -175,6 +211,11 @@ fn verify_file(file: &Path, key: &NoteKey) -> anyhow::Result<Verified> {
         checkpoints,
         root: merkle_hex(&last_root),
     })
+}
+
+fn base64_std(h: &merkle::Hash) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(h)
 }
 
 fn merkle_hex(h: &merkle::Hash) -> String {

@@ -291,6 +291,22 @@ impl AdminClient {
         self.text("/v1/audit/checkpoint").await
     }
 
+    /// `GET /v1/audit/checkpoints`: stored checkpoints of sizes in `(after, up_to]`.
+    pub async fn audit_checkpoints(
+        &self,
+        after: u64,
+        up_to: u64,
+    ) -> Result<surety_api::admin::CheckpointsView, ClientError> {
+        self.get(
+            "/v1/audit/checkpoints",
+            Some(&surety_api::admin::CheckpointsQuery {
+                after: Some(after),
+                up_to: Some(up_to),
+            }),
+        )
+        .await
+    }
+
     /// `GET /v1/audit/leaves`.
     pub async fn audit_leaves(
         &self,

@@ -271,6 +271,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(agents::revoke_key))
         .routes(routes!(audit::list))
         .routes(routes!(audit::checkpoint))
+        .routes(routes!(audit::checkpoints))
         .routes(routes!(audit::verifier_key))
         .routes(routes!(audit::inclusion))
         .routes(routes!(audit::consistency))

@@ -262,6 +262,18 @@ pub const KEYS: &[KeySpec] = &[
         doc: "How long a web UI sign-in (by passkey) lasts.",
     },
     KeySpec {
+        name: "checkpoint_every",
+        kind: KeyKind::Integer,
+        default: "1000",
+        doc: "A signed checkpoint of the audit log is made once this many events were appended since the last one (and at least every `checkpoint_interval` while events arrive).",
+    },
+    KeySpec {
+        name: "checkpoint_interval",
+        kind: KeyKind::Duration,
+        default: "1m",
+        doc: "Longest time new audit events wait for a signed checkpoint.",
+    },
+    KeySpec {
         name: "dev",
         kind: KeyKind::Bool,
         default: "false",
@@ -370,6 +382,11 @@ pub struct Config {
     /// See [`KEYS`].
     #[serde(with = "human_duration")]
     pub ui_session_ttl: Duration,
+    /// See [`KEYS`].
+    pub checkpoint_every: u32,
+    /// See [`KEYS`].
+    #[serde(with = "human_duration")]
+    pub checkpoint_interval: Duration,
     /// See [`KEYS`].
     pub dev: bool,
 }
@@ -499,6 +516,9 @@ impl Config {
                 );
             }
         }
+        if self.checkpoint_every == 0 {
+            return invalid("checkpoint_every", "must be at least 1");
+        }
         if self.approval_max_waiting == 0 || self.approval_max_waiting > 1_000_000 {
             return invalid("approval_max_waiting", "must be between 1 and 1000000");
         }
@@ -537,6 +557,7 @@ impl Config {
             ("approval_max_lifetime", self.approval_max_lifetime, 86400),
             ("ciba_interval", self.ciba_interval, 60),
             ("ui_session_ttl", self.ui_session_ttl, 7 * 86400),
+            ("checkpoint_interval", self.checkpoint_interval, 86400),
         ];
         for (key, value, max_secs) in bounds {
             if (value.is_zero() && key != "clock_skew") || value.as_secs() > max_secs {

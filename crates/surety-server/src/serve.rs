@@ -63,6 +63,7 @@ impl Server {
     ) -> std::io::Result<()> {
         let grace = self.state.config.shutdown_grace;
         let purger = tokio::spawn(purge_loop(self.state.clone()));
+        let checkpointer = tokio::spawn(checkpoint_loop(self.state.clone()));
         let app = router(self.state);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let serve = axum::serve(self.listener, app).with_graceful_shutdown(async move {
@@ -83,7 +84,42 @@ impl Server {
             }
         };
         purger.abort();
+        checkpointer.abort();
         result
+    }
+}
+
+/// Makes a signed checkpoint of the audit log once `checkpoint_every` events were appended
+/// since the last, or `checkpoint_interval` after the first of them. Every node runs it;
+/// the first to store a checkpoint of a size wins, the others keep theirs unsaved.
+async fn checkpoint_loop(state: AppState) {
+    let interval = state.config.checkpoint_interval;
+    let every = u64::from(state.config.checkpoint_every);
+    let mut tick = tokio::time::interval(interval.min(Duration::from_secs(5)));
+    let mut waiting_since: Option<tokio::time::Instant> = None;
+    loop {
+        tick.tick().await;
+        let (size, latest) = match (
+            state.store.tree_size().await,
+            state.store.latest_checkpoint().await,
+        ) {
+            (Ok(size), Ok(latest)) => (size, latest.map_or(0, |c| c.size)),
+            _ => continue,
+        };
+        if size <= latest {
+            waiting_since = None;
+            continue;
+        }
+        let since = *waiting_since.get_or_insert_with(tokio::time::Instant::now);
+        if size - latest >= every || since.elapsed() >= interval {
+            match crate::admin::audit::make_checkpoint(&state).await {
+                Ok(c) => {
+                    tracing::debug!(size = c.size, "audit checkpoint signed");
+                    waiting_since = None;
+                }
+                Err(e) => tracing::debug!(error = e.description(), "no audit checkpoint"),
+            }
+        }
     }
 }
 

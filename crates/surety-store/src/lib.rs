@@ -662,6 +662,30 @@ pub trait AuditTreeStore {
     async fn tree_nodes(&self, positions: &[(u8, u64)]) -> Result<surety_core::merkle::NodeMap>;
     /// The events that are leaves `[start, end)`, in leaf order, with their leaf index.
     async fn leaves(&self, start: u64, end: u64) -> Result<Vec<(u64, NewEvent)>>;
+    /// Stores a signed checkpoint; `false` if one of that size exists (another node made it).
+    async fn save_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<bool>;
+    /// The checkpoint of the largest size.
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>>;
+    /// Checkpoints of sizes in `(after, up_to]`, smallest first, at most `limit`.
+    async fn checkpoints(
+        &self,
+        after: u64,
+        up_to: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckpoint>>;
+}
+
+/// A signed checkpoint of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// Tree size.
+    pub size: u64,
+    /// Root of that tree.
+    pub root: surety_core::merkle::Hash,
+    /// The C2SP signed note.
+    pub note: String,
+    /// When made.
+    pub created_at: OffsetDateTime,
 }
 
 /// Approval requests and their votes.

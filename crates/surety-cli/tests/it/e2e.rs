@@ -529,8 +529,10 @@ async fn webauthn_e2e_passkey_denial_in_chromium_ends_the_agents_poll_with_acces
 #[tokio::test]
 async fn audit_export_verifies_offline_and_names_each_tampering() {
     let server = TestServer::start().await;
+    // Checkpoints along the way: the export carries each, chained by `previous`.
     for name in ["one", "two", "three"] {
         server.agent(name).await;
+        server.admin_client().audit_checkpoint().await.unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
     let profile = admin_profile(&server, dir.path());
@@ -572,13 +574,20 @@ async fn audit_export_verifies_offline_and_names_each_tampering() {
         "{}",
         describe("surety audit verify", &good)
     );
-    assert!(String::from_utf8_lossy(&good.stdout).contains("verified:"));
+    let said = String::from_utf8_lossy(&good.stdout).into_owned();
+    // The three made along the way, and the export's own (the export's sign-in added events).
+    let checkpoints: usize = said
+        .split(" signed checkpoint")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_default();
+    assert!(said.contains("verified:") && checkpoints >= 3, "{said}");
     let lines: Vec<String> = std::fs::read_to_string(&file)
         .unwrap()
         .lines()
         .map(str::to_owned)
         .collect();
-    let n = lines.len();
     let written = std::cell::Cell::new(0);
     let tampered = |edit: &dyn Fn(&mut Vec<String>)| {
         let mut l = lines.clone();
@@ -603,18 +612,23 @@ async fn audit_export_verifies_offline_and_names_each_tampering() {
         ),
         // Two events swapped.
         (tampered(&|l| l.swap(2, 3)), "where leaf 1 was expected"),
-        // The checkpoint dropped.
+        // The last checkpoint dropped: the newest events are signed by nothing.
         (
             tampered(&|l| {
                 l.pop();
             }),
-            "no signed checkpoint",
+            "covered by no signature",
         ),
         // The checkpoint forged (another size).
         (
             tampered(&|l| {
                 let last = l.len() - 1;
-                let forged = l[last].replacen(&format!("\\n{}\\n", n - 2), "\\n1\\n", 1);
+                let size = lines
+                    .iter()
+                    .filter(|x| x.contains("\"leaf_index\""))
+                    .count();
+                let forged = l[last].replacen(&format!("\\n{size}\\n"), "\\n1\\n", 1);
+                assert_ne!(forged, l[last], "the size is in the note");
                 l[last] = forged;
             }),
             "not signed by the key",
@@ -636,4 +650,64 @@ async fn audit_export_verifies_offline_and_names_each_tampering() {
             .vkey();
     let bad = verify(&file, &other).await;
     assert!(!bad.status.success());
+}
+
+/// A checkpoint whose `previous` line names a root this log never had is a fork, even when
+/// every signature and root checks out.
+#[tokio::test]
+async fn audit_verify_catches_a_forked_chain_of_checkpoints() {
+    use base64::Engine as _;
+    use surety_core::merkle::{self, MemoryTree};
+    let key = PrivateJwk::generate(surety_jose::KeyAlg::EdDSA).unwrap();
+    let name = "log.example/audit";
+    let vkey = surety_jose::note::NoteKey::from_jwk(name, key.public())
+        .unwrap()
+        .vkey();
+    let entries: Vec<Value> = (0..3)
+        .map(|i| serde_json::json!({"v": 1, "n": i}))
+        .collect();
+    let mut tree = MemoryTree::new();
+    let mut lines =
+        vec![serde_json::json!({"surety_audit_export": 1, "origin": name, "size": 3}).to_string()];
+    for (i, e) in entries.iter().enumerate() {
+        tree.push(merkle::leaf_hash(
+            surety_core::canonical::to_string(e).as_bytes(),
+        ));
+        lines.push(serde_json::json!({"leaf_index": i, "entry": e}).to_string());
+    }
+    let b64 = |h: &merkle::Hash| base64::engine::general_purpose::STANDARD.encode(h);
+    let checkpoint = |previous: &str| {
+        let cp = surety_jose::note::Checkpoint {
+            origin: name.into(),
+            size: 3,
+            root: tree.root(3).unwrap(),
+            extensions: vec!["time 1".into(), previous.into()],
+        };
+        let note = surety_jose::note::sign(&cp.to_text(), name, &key).unwrap();
+        serde_json::json!({ "checkpoint": note }).to_string()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = |file: &str, previous: String| {
+        let mut l = lines.clone();
+        l.push(checkpoint(&previous));
+        let path = dir.path().join(file);
+        std::fs::write(&path, l.join("\n") + "\n").unwrap();
+        let vkey = vkey.clone();
+        async move {
+            surety_cli(
+                Path::new("/nonexistent"),
+                &["audit", "verify", path.to_str().unwrap(), "--key", &vkey],
+            )
+            .await
+        }
+    };
+    let honest = run(
+        "honest.jsonl",
+        format!("previous 2 {}", b64(&tree.root(2).unwrap())),
+    )
+    .await;
+    assert!(honest.status.success(), "{}", describe("verify", &honest));
+    let forked = run("forked.jsonl", format!("previous 2 {}", b64(&[9; 32]))).await;
+    let err = String::from_utf8_lossy(&forked.stderr).into_owned();
+    assert!(!forked.status.success() && err.contains("forked"), "{err}");
 }

@@ -129,26 +129,85 @@ fn text(body: String) -> axum::response::Response {
         .into_response()
 }
 
-/// The current tree head as a C2SP `tlog-checkpoint`, signed by the organisation's key as a
-/// C2SP `signed-note` (`text/plain`). Extension line: `time <unix seconds>`.
+/// Signs and stores a checkpoint of the tree as it is now, naming the previous one (or
+/// returns the latest, if nothing was appended since).
+pub(crate) async fn make_checkpoint(
+    state: &AppState,
+) -> Result<surety_store::StoredCheckpoint, ApiError> {
+    let size = state.store.tree_size().await?;
+    let latest = state.store.latest_checkpoint().await?;
+    if let Some(l) = latest.as_ref().filter(|l| l.size >= size) {
+        return Ok(l.clone());
+    }
+    let (signer, _) = log_key(state).await?;
+    let root = over_tree(state, |src| surety_core::merkle::root(src, size)).await?;
+    let now = state.clock.now();
+    let mut extensions = vec![format!("time {}", now.unix_timestamp())];
+    if let Some(l) = &latest {
+        extensions.push(format!("previous {} {}", l.size, b64(&l.root)));
+    }
+    let cp = surety_jose::note::Checkpoint {
+        origin: origin(state),
+        size,
+        root,
+        extensions,
+    };
+    let note = surety_jose::note::sign(&cp.to_text(), &cp.origin, &signer.key)
+        .map_err(ApiError::internal)?;
+    let stored = surety_store::StoredCheckpoint {
+        size,
+        root,
+        note,
+        created_at: now,
+    };
+    if state.store.save_checkpoint(&stored).await? {
+        metrics::counter!("surety_audit_checkpoints_total").increment(1);
+        return Ok(stored);
+    }
+    // Another node made the checkpoint of this size first: that one stands.
+    let theirs = state
+        .store
+        .checkpoints(size.saturating_sub(1), size, 1)
+        .await?
+        .into_iter()
+        .find(|c| c.size == size);
+    theirs.ok_or_else(|| ApiError::internal("a checkpoint vanished"))
+}
+
+/// The latest tree head as a C2SP `tlog-checkpoint`, signed by the organisation's key as a
+/// C2SP `signed-note` (`text/plain`), made now if events were appended since the last one.
+/// Extension lines: `time <unix seconds>`, and `previous <size> <base64 root>` naming the
+/// checkpoint before it.
 #[utoipa::path(get, path = "/v1/audit/checkpoint", tag = "audit", security(("dpop" = [])),
     responses((status = 200, description = "A signed checkpoint (text/plain)"), (status = 503, body = surety_api::ErrorBody)))]
 pub async fn checkpoint(
     State(state): State<AppState>,
     AdminCaller(_): AdminCaller,
 ) -> Result<axum::response::Response, ApiError> {
-    let (signer, _) = log_key(&state).await?;
-    let size = state.store.tree_size().await?;
-    let root = over_tree(&state, |src| surety_core::merkle::root(src, size)).await?;
-    let cp = surety_jose::note::Checkpoint {
-        origin: origin(&state),
-        size,
-        root,
-        extensions: vec![format!("time {}", state.clock.now().unix_timestamp())],
-    };
-    let note = surety_jose::note::sign(&cp.to_text(), &cp.origin, &signer.key)
-        .map_err(ApiError::internal)?;
-    Ok(text(note))
+    Ok(text(make_checkpoint(&state).await?.note))
+}
+
+/// The stored checkpoints of sizes in `(after, up_to]`, smallest first (at most 1000).
+#[utoipa::path(get, path = "/v1/audit/checkpoints", tag = "audit", params(surety_api::admin::CheckpointsQuery), security(("dpop" = [])),
+    responses((status = 200, body = surety_api::admin::CheckpointsView)))]
+pub async fn checkpoints(
+    State(state): State<AppState>,
+    AdminCaller(_): AdminCaller,
+    Query(q): Query<surety_api::admin::CheckpointsQuery>,
+) -> Result<axum::Json<surety_api::admin::CheckpointsView>, ApiError> {
+    let list = state
+        .store
+        .checkpoints(q.after.unwrap_or(0), q.up_to.unwrap_or(u64::MAX >> 1), 1000)
+        .await?;
+    Ok(axum::Json(surety_api::admin::CheckpointsView {
+        checkpoints: list
+            .into_iter()
+            .map(|c| surety_api::admin::CheckpointView {
+                size: c.size,
+                note: c.note,
+            })
+            .collect(),
+    }))
 }
 
 /// The verifier key of the checkpoints (`<name>+<key ID>+<base64 key>`, C2SP signed-note).

@@ -9,8 +9,9 @@ use surety_core::merkle::{self, Hash, NodeMap};
 
 use super::tx::Tx;
 use super::{Backend, Db};
+use crate::dbtime::DbTime;
 use crate::rows::EventRow;
-use crate::{AuditTreeStore, Result, Serial, StoreError};
+use crate::{AuditTreeStore, Result, Serial, StoreError, StoredCheckpoint};
 
 fn to_hash(bytes: Vec<u8>) -> Result<Hash> {
     bytes
@@ -180,5 +181,67 @@ impl AuditTreeStore for Backend {
                 Ok((index, surety_core::audit::AuditEvent::try_from(r)?.event))
             })
             .collect()
+    }
+
+    async fn save_checkpoint(&self, c: &StoredCheckpoint) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO audit_checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (size) DO NOTHING",
+        )
+        .bind(i64::try_from(c.size).map_err(StoreError::corrupt)?)
+        .bind(c.root.to_vec())
+        .bind(&c.note)
+        .bind(DbTime::from(c.created_at))
+        .execute(self.writer())
+        .await?
+        .rows_affected();
+        Ok(done == 1)
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>> {
+        let row: Option<CheckpointRow> = sqlx::query_as(
+            "SELECT size, root, note, created_at FROM audit_checkpoints ORDER BY size DESC LIMIT 1",
+        )
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(StoredCheckpoint::try_from).transpose()
+    }
+
+    async fn checkpoints(
+        &self,
+        after: u64,
+        up_to: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredCheckpoint>> {
+        let rows: Vec<CheckpointRow> = sqlx::query_as(
+            "SELECT size, root, note, created_at FROM audit_checkpoints \
+             WHERE size > $1 AND size <= $2 ORDER BY size LIMIT $3",
+        )
+        .bind(i64::try_from(after).map_err(StoreError::corrupt)?)
+        .bind(i64::try_from(up_to).map_err(StoreError::corrupt)?)
+        .bind(i64::from(limit))
+        .fetch_all(self.reader())
+        .await?;
+        rows.into_iter().map(StoredCheckpoint::try_from).collect()
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct CheckpointRow {
+    size: i64,
+    root: Vec<u8>,
+    note: String,
+    created_at: DbTime,
+}
+
+impl TryFrom<CheckpointRow> for StoredCheckpoint {
+    type Error = StoreError;
+    fn try_from(r: CheckpointRow) -> Result<Self> {
+        Ok(Self {
+            size: u64::try_from(r.size).map_err(StoreError::corrupt)?,
+            root: to_hash(r.root)?,
+            note: r.note,
+            created_at: r.created_at.0,
+        })
     }
 }

@@ -146,3 +146,55 @@ async fn checkpoints_need_an_ed25519_organisation_key() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn checkpoints_are_made_as_events_accumulate_and_name_the_previous_one() {
+    let server = TestServer::start_with(Options {
+        config: vec![
+            ("checkpoint_every", "2".into()),
+            ("checkpoint_interval", "1s".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let vkey = http()
+        .get(server.url("/v1/audit/log-key"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let key = NoteKey::parse(vkey.trim()).unwrap();
+    let mut stored: Vec<Value> = Vec::new();
+    for (round, name) in ["x", "y", "z"].into_iter().enumerate() {
+        server.agent(name).await;
+        // The background task signs within its tick (1 s here).
+        for _ in 0..50 {
+            let list: Value = get(&server, "/v1/audit/checkpoints")
+                .await
+                .json()
+                .await
+                .unwrap();
+            stored = list["checkpoints"].as_array().unwrap().clone();
+            if stored.len() > round {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    assert!(stored.len() >= 3, "{stored:?}");
+    let mut previous: Option<Checkpoint> = None;
+    for c in &stored {
+        let text = open(c["note"].as_str().unwrap(), std::slice::from_ref(&key)).unwrap();
+        let cp = Checkpoint::parse(text).unwrap();
+        assert_eq!(Some(cp.size), c["size"].as_u64());
+        if let Some(p) = &previous {
+            assert!(cp.size > p.size);
+            let named = format!("previous {} {}", p.size, STANDARD.encode(p.root));
+            assert!(cp.extensions.contains(&named), "{cp:?} names {p:?}");
+        }
+        previous = Some(cp);
+    }
+    server.stop().await;
+}
