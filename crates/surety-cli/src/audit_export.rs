@@ -107,6 +107,14 @@ pub async fn log_key(g: &Globals) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A leaf line, with its entry kept as written.
+#[derive(serde::Deserialize)]
+struct RawLeaf<'a> {
+    leaf_index: u64,
+    #[serde(borrow)]
+    entry: &'a serde_json::value::RawValue,
+}
+
 /// What a verification found.
 #[derive(Debug, serde::Serialize)]
 struct Verified {
@@ -128,6 +136,24 @@ fn verify_file(file: &Path, key: &NoteKey) -> anyhow::Result<Verified> {
     for (n, line) in reader.lines().enumerate() {
         let no = n + 1;
         let line = line?;
+        // Leaves, the bulk of a file, are hashed as written: the entry's text is what the
+        // tree committed to, so any other text — altered, or merely re-encoded — fails.
+        if n > 0
+            && let Ok(leaf) = serde_json::from_str::<RawLeaf<'_>>(&line)
+        {
+            anyhow::ensure!(
+                leaf.leaf_index == tree.size(),
+                "line {no}: leaf {} where leaf {} was expected: an event is missing, repeated or out of order",
+                leaf.leaf_index,
+                tree.size()
+            );
+            anyhow::ensure!(
+                leaf.entry.get().starts_with('{'),
+                "line {no}: the leaf's entry is not an object"
+            );
+            tree.push(merkle::leaf_hash(leaf.entry.get().as_bytes()));
+            continue;
+        }
         let value: Value = serde_json::from_str(&line)
             .map_err(|e| anyhow::anyhow!("line {no}: not JSON ({e})"))?;
         if n == 0 {
@@ -185,20 +211,7 @@ fn verify_file(file: &Path, key: &NoteKey) -> anyhow::Result<Verified> {
             last_root = root;
             continue;
         }
-        let index = value["leaf_index"]
-            .as_u64()
-            .ok_or_else(|| anyhow::anyhow!("line {no}: neither a leaf nor a checkpoint"))?;
-        anyhow::ensure!(
-            index == tree.size(),
-            "line {no}: leaf {index} where leaf {} was expected: an event is missing, repeated or out of order",
-            tree.size()
-        );
-        let entry = value
-            .get("entry")
-            .filter(|e| e.is_object())
-            .ok_or_else(|| anyhow::anyhow!("line {no}: the leaf has no entry"))?;
-        let text = surety_core::canonical::to_string(entry);
-        tree.push(merkle::leaf_hash(text.as_bytes()));
+        anyhow::bail!("line {no}: neither a leaf (`leaf_index`, `entry`) nor a checkpoint");
     }
     anyhow::ensure!(checkpoints > 0, "the export holds no signed checkpoint");
     anyhow::ensure!(
@@ -249,4 +262,74 @@ pub fn verify(
         verified.root
     );
     Ok(())
+}
+
+/// What `surety bench audit-verify` measured.
+#[derive(Debug, serde::Serialize)]
+pub struct VerifyBench {
+    events: u64,
+    file_bytes: u64,
+    seconds: f64,
+    events_per_second: f64,
+}
+
+/// Writes a synthetic export of `events` event-sized leaves, signed by a throw-away key, and
+/// times `verify` on it (the file is deleted afterwards).
+pub fn bench_verify(events: u64) -> anyhow::Result<VerifyBench> {
+    let dir = std::env::temp_dir().join(format!(
+        "surety-verify-bench-{}",
+        surety_jose::random_b64(8)?
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("export.jsonl");
+    let key = surety_jose::PrivateJwk::generate(surety_jose::KeyAlg::EdDSA)?;
+    let name = "bench.example/audit";
+    let mut tree = MemoryTree::new();
+    {
+        let mut w = BufWriter::new(std::fs::File::create(&file)?);
+        writeln!(
+            w,
+            "{}",
+            json!({"surety_audit_export": FORMAT, "origin": name, "size": events})
+        )?;
+        for i in 0..events {
+            // About the size of a decision event.
+            let entry = json!({
+                "v": 1, "schema": 1, "id": format!("evt_{i:032x}"), "time_us": 1_764_331_200_000_000_i64 + i as i64,
+                "kind": "decision.made", "actor": "system", "target": "payments.transfer",
+                "agent": "agt_0190c0de00007000800000000000abcd", "human": "hum_0190c0de00007000800000000000abcd",
+                "details": {"decision": "allow", "policy_ids": ["permit-in-scope"], "policy_version": 3,
+                            "arguments": {"amount": i % 5000, "currency": "EUR"}, "reasons": []},
+            });
+            let text = surety_core::canonical::to_string(&entry);
+            tree.push(merkle::leaf_hash(text.as_bytes()));
+            writeln!(w, "{{\"leaf_index\":{i},\"entry\":{text}}}")?;
+        }
+        let cp = Checkpoint {
+            origin: name.into(),
+            size: events,
+            root: tree.root(events)?,
+            extensions: vec!["time 0".into()],
+        };
+        let note = surety_jose::note::sign(&cp.to_text(), name, &key)?;
+        writeln!(w, "{}", json!({ "checkpoint": note }))?;
+        w.flush()?;
+    }
+    let vkey = NoteKey::from_jwk(name, key.public())?;
+    let bytes = std::fs::metadata(&file)?.len();
+    let started = std::time::Instant::now();
+    let verified = verify_file(&file, &vkey)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&dir);
+    anyhow::ensure!(
+        verified.events == events,
+        "verified {} of {events}",
+        verified.events
+    );
+    Ok(VerifyBench {
+        events,
+        file_bytes: bytes,
+        seconds,
+        events_per_second: events as f64 / seconds,
+    })
 }

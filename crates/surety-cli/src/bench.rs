@@ -33,6 +33,12 @@ pub enum BenchCommand {
     Decide(DecideLoad),
     /// Step-up approvals: answer-to-token time (poll or ping) and memory with many waiting.
     Approvals(crate::bench_approvals::ApprovalLoad),
+    /// `surety audit verify` on a synthetic export of this many events (offline).
+    AuditVerify {
+        /// Events in the export.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+    },
     /// Ed25519 and ES256 signatures and verifications per second on this machine.
     Crypto {
         /// How long to measure each operation.
@@ -384,6 +390,16 @@ fn crypto(length: Duration) -> anyhow::Result<Vec<CryptoRow>> {
 pub async fn run(g: &Globals, cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Approvals(args) => crate::bench_approvals::run(g, args).await,
+        BenchCommand::AuditVerify { events } => {
+            let report =
+                tokio::task::spawn_blocking(move || crate::audit_export::bench_verify(events))
+                    .await??;
+            if g.json {
+                return output::json(&report);
+            }
+            say!("{report:?}");
+            Ok(())
+        }
         BenchCommand::Crypto { duration: d } => {
             let length = duration(&d)?;
             let rows = tokio::task::spawn_blocking(move || crypto(length)).await??;

@@ -603,6 +603,11 @@ async fn audit_export_verifies_offline_and_names_each_tampering() {
             tampered(&|l| l[3] = l[3].replacen("\"kind\":\"", "\"kind\":\"x", 1)),
             "do not hash to the signed root",
         ),
+        // An event re-encoded: the same meaning, other text (a space) — not what was signed.
+        (
+            tampered(&|l| l[4] = l[4].replacen("\"kind\":", "\"kind\": ", 1)),
+            "do not hash to the signed root",
+        ),
         // An event removed.
         (
             tampered(&|l| {
@@ -670,10 +675,10 @@ async fn audit_verify_catches_a_forked_chain_of_checkpoints() {
     let mut lines =
         vec![serde_json::json!({"surety_audit_export": 1, "origin": name, "size": 3}).to_string()];
     for (i, e) in entries.iter().enumerate() {
-        tree.push(merkle::leaf_hash(
-            surety_core::canonical::to_string(e).as_bytes(),
-        ));
-        lines.push(serde_json::json!({"leaf_index": i, "entry": e}).to_string());
+        // Entries are written in canonical form, as the tree hashes them.
+        let text = surety_core::canonical::to_string(e);
+        tree.push(merkle::leaf_hash(text.as_bytes()));
+        lines.push(format!("{{\"leaf_index\":{i},\"entry\":{text}}}"));
     }
     let b64 = |h: &merkle::Hash| base64::engine::general_purpose::STANDARD.encode(h);
     let checkpoint = |previous: &str| {

@@ -583,6 +583,11 @@ fn the_walk_through_works_end_to_end() {
         (Some(1), Some(3)),
         "{approvals}"
     );
+    let audit_verify = json(surety(
+        &["bench", "audit-verify", "--events", "1000", "--json"],
+        &[],
+    ));
+    assert_eq!(audit_verify["events"], 1000, "{audit_verify}");
     let crypto = json(surety(
         &["bench", "crypto", "--duration", "50ms", "--json"],
         &[],
