@@ -154,6 +154,19 @@ pub enum AuditCommand {
         #[arg(long)]
         cursor: Option<String>,
     },
+    /// The latest events, oldest first; with `--follow`, then every new one as it is
+    /// recorded (one JSON line each with `--json`).
+    Tail {
+        /// How many of the latest to show first.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Keep printing new events.
+        #[arg(short, long)]
+        follow: bool,
+        /// Seconds between two looks for new events.
+        #[arg(long, default_value_t = 1)]
+        every: u64,
+    },
     /// Write the whole log, up to a signed checkpoint, to a file an auditor can verify
     /// offline (admins).
     Export {
@@ -176,6 +189,75 @@ pub enum AuditCommand {
         #[arg(long, value_name = "FILE")]
         key_file: Option<PathBuf>,
     },
+}
+
+/// Prints one event as a line (or a JSON line).
+fn print_event(g: &Globals, e: &surety_api::admin::AuditEventView) -> anyhow::Result<()> {
+    if g.json {
+        println!("{}", serde_json::to_string(e)?);
+        return Ok(());
+    }
+    let details = serde_json::to_string(&e.details).unwrap_or_default();
+    let details: String = details.chars().take(100).collect();
+    println!(
+        "{:>8}  {}  {:<26}  {:<36}  {}  {details}",
+        e.seq,
+        output::time(e.time),
+        e.kind.to_string(),
+        e.actor.to_string(),
+        e.target
+    );
+    Ok(())
+}
+
+/// The events after `seq`, oldest first (paging back through newer ones as needed).
+async fn events_after(
+    client: &surety_sdk::AdminClient,
+    seq: i64,
+    at_most: u32,
+) -> anyhow::Result<Vec<surety_api::admin::AuditEventView>> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    'pages: loop {
+        let page = client
+            .list_audit(&AuditQuery {
+                limit: Some(at_most.clamp(1, 1000)),
+                cursor: cursor.clone(),
+                ..AuditQuery::default()
+            })
+            .await?;
+        for e in page.items {
+            if e.seq <= seq || out.len() >= at_most as usize {
+                break 'pages;
+            }
+            out.push(e);
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    out.reverse();
+    Ok(out)
+}
+
+async fn tail(g: &Globals, limit: u32, follow: bool, every: u64) -> anyhow::Result<()> {
+    let client = g.client()?;
+    let mut last = 0;
+    for e in events_after(&client, 0, limit).await? {
+        last = e.seq;
+        print_event(g, &e)?;
+    }
+    if !follow {
+        return Ok(());
+    }
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(every.max(1))).await;
+        for e in events_after(&client, last, u32::MAX).await? {
+            last = e.seq;
+            print_event(g, &e)?;
+        }
+    }
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -364,6 +446,11 @@ pub async fn audit(g: &Globals, cmd: AuditCommand) -> anyhow::Result<()> {
     let (target, agent, human, kind, since, until, limit, cursor) = match cmd {
         AuditCommand::Export { out } => return crate::audit_export::export(g, &out).await,
         AuditCommand::LogKey => return crate::audit_export::log_key(g).await,
+        AuditCommand::Tail {
+            limit,
+            follow,
+            every,
+        } => return tail(g, limit, follow, every).await,
         AuditCommand::Verify {
             file,
             key,

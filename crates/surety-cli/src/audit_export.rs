@@ -126,9 +126,23 @@ struct Verified {
 /// Verifies an export against the verifier key `key`; the error names the first line at
 /// fault.
 fn verify_file(file: &Path, key: &NoteKey) -> anyhow::Result<Verified> {
-    let reader = std::io::BufReader::new(
-        std::fs::File::open(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?,
+    let handle =
+        std::fs::File::open(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    // A progress bar on stderr, for long files read at a terminal (hidden otherwise).
+    let total = handle.metadata().map(|m| m.len()).unwrap_or(0);
+    let progress = indicatif::ProgressBar::new(total);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "verifying {bar:40} {bytes}/{total_bytes} ({eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    let result = verify_reader(std::io::BufReader::new(progress.wrap_read(handle)), key);
+    progress.finish_and_clear();
+    result
+}
+
+fn verify_reader(reader: impl BufRead, key: &NoteKey) -> anyhow::Result<Verified> {
     let mut tree = MemoryTree::new();
     let mut checkpoints = 0;
     let mut covered = 0;

@@ -716,3 +716,61 @@ async fn audit_verify_catches_a_forked_chain_of_checkpoints() {
     let err = String::from_utf8_lossy(&forked.stderr).into_owned();
     assert!(!forked.status.success() && err.contains("forked"), "{err}");
 }
+
+/// `surety audit tail --follow` prints the latest events, then each new one as it comes.
+#[tokio::test]
+async fn audit_tail_follows_new_events() {
+    use std::io::BufRead as _;
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let profile = admin_profile(&server, dir.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_surety"))
+        .env_clear()
+        .env("SURETY_PROFILE", &profile)
+        .args(["audit", "tail", "--follow", "--json", "--limit", "3"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The latest three first, oldest first.
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .expect("the latest events")
+            .unwrap();
+        first.push(
+            serde_json::from_str::<Value>(&line).unwrap()["seq"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    assert!(first.windows(2).all(|w| w[0] < w[1]), "{first:?}");
+    // Then what happens next.
+    let (agent, _) = server.agent("followed").await;
+    let seen = loop {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .expect("the new event")
+            .unwrap();
+        let e: Value = serde_json::from_str(&line).unwrap();
+        if e["type"] == "agent.registered" {
+            break e;
+        }
+    };
+    assert_eq!(seen["target"], agent.id.to_string().as_str());
+    child.kill().unwrap();
+    let _ = child.wait();
+    server.stop().await;
+}
