@@ -218,3 +218,119 @@ fn acknowledged_changes_survive_kill_9() {
     let (status, log) = restarted.terminate();
     assert!(status.success(), "{log}");
 }
+
+/// `kill -9` under write load, three times: after each restart every acknowledged
+/// registration is there with its audit event, and the log still verifies as one tree.
+#[test]
+fn sigkill_under_load_loses_no_acknowledged_event_and_the_log_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap().to_owned();
+    let port = free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let init = json(surety(
+        &[
+            "init",
+            "--data-dir",
+            &data_s,
+            "--issuer",
+            &issuer,
+            "--admin",
+            "Ada",
+            "--admin-email",
+            "ada@example.com",
+            "--json",
+        ],
+        &[],
+    ));
+    let profile = init["profile"].as_str().unwrap().to_owned();
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    for round in 0..3 {
+        let server = Serve::start_on(port, &["--data-dir", &data_s], &[]);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers: Vec<_> = (0..2)
+            .map(|w| {
+                let (stop, acknowledged) = (stop.clone(), acknowledged.clone());
+                let (profile, dir) = (profile.clone(), dir.path().to_owned());
+                std::thread::spawn(move || {
+                    let env = [("SURETY_PROFILE", profile.as_str())];
+                    let mut i = 0;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        i += 1;
+                        let name = format!("load-{round}-{w}-{i}");
+                        let key = dir.join(format!("{name}.jwk"));
+                        let key = key.to_str().unwrap();
+                        if !surety(&["agent", "keygen", "--out", key], &env)
+                            .status
+                            .success()
+                        {
+                            continue;
+                        }
+                        let out = surety(&["agent", "register", &name, "--public-key", key], &env);
+                        // Acknowledged: the server answered with the new agent's id.
+                        if out.status.success() {
+                            let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+                            acknowledged.lock().unwrap().push(id);
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(1500 + 300 * round));
+        // SIGKILL: no shutdown, no flush, whatever is in flight.
+        drop(server);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for w in workers {
+            w.join().unwrap();
+        }
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() >= 6,
+        "load was applied: {acknowledged:?}"
+    );
+    let server = Serve::start_on(port, &["--data-dir", &data_s], &[]);
+    let env = [("SURETY_PROFILE", profile.as_str())];
+    let listed = json(surety(
+        &["agent", "list", "--limit", "1000", "--json"],
+        &env,
+    ));
+    let present: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["id"].as_str())
+        .collect();
+    let export = dir.path().join("audit.jsonl");
+    ok(surety(
+        &["audit", "export", "--out", export.to_str().unwrap()],
+        &env,
+    ));
+    let vkey = ok(surety(&["audit", "log-key"], &env));
+    let verified = ok(surety(
+        &[
+            "audit",
+            "verify",
+            export.to_str().unwrap(),
+            "--key",
+            vkey.trim(),
+        ],
+        &[],
+    ));
+    assert!(verified.contains("verified:"), "{verified}");
+    let exported = std::fs::read_to_string(&export).unwrap();
+    for id in &acknowledged {
+        assert!(
+            present.contains(&id.as_str()),
+            "acknowledged agent {id} is missing"
+        );
+        let event = "\"kind\":\"agent.registered\"";
+        assert!(
+            exported
+                .lines()
+                .any(|l| l.contains(event) && l.contains(&format!("\"target\":\"{id}\""))),
+            "the registration of {id} is not in the log"
+        );
+    }
+    drop(server);
+}
