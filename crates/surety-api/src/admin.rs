@@ -347,6 +347,9 @@ pub struct AuditQuery {
 pub struct AuditEventView {
     /// Position in the log.
     pub seq: i64,
+    /// Its leaf in the log's Merkle tree: pass it to `GET /v1/audit/proofs/inclusion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaf_index: Option<u64>,
     /// `evt_…`
     #[schema(schema_with = schema::event_id)]
     pub id: EventId,
@@ -379,6 +382,7 @@ impl From<&AuditEvent> for AuditEventView {
         let ev = &e.event;
         Self {
             seq: e.seq,
+            leaf_index: e.leaf_index,
             id: ev.id,
             time: ev.time,
             kind: ev.kind,

@@ -245,6 +245,9 @@ impl NewEvent {
 pub struct AuditEvent {
     /// Position in the log, assigned at append; strictly increasing.
     pub seq: i64,
+    /// Its leaf in the log's Merkle tree (0-based, commit order): what inclusion proofs
+    /// name. `None` only while an older log is being given its tree.
+    pub leaf_index: Option<u64>,
     /// The event.
     pub event: NewEvent,
 }

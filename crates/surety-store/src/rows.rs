@@ -123,6 +123,8 @@ impl TryFrom<KeyRow> for KeyRecord {
 #[derive(sqlx::FromRow)]
 pub(crate) struct EventRow {
     seq: i64,
+    #[sqlx(default)]
+    leaf_index: Option<i64>,
     id: String,
     time: DbTime,
     kind: String,
@@ -138,6 +140,10 @@ impl TryFrom<EventRow> for AuditEvent {
     fn try_from(r: EventRow) -> Result<Self> {
         Ok(AuditEvent {
             seq: r.seq,
+            leaf_index: r
+                .leaf_index
+                .map(|i| u64::try_from(i).map_err(StoreError::corrupt))
+                .transpose()?,
             event: NewEvent {
                 id: parse("event id", &r.id)?,
                 time: r.time.0,

@@ -27,7 +27,7 @@ impl AuditStore for Backend {
         page: &PageRequest,
     ) -> Result<Page<AuditEvent>> {
         let mut q = QueryBuilder::<Db>::new(
-            "SELECT seq, id, time, kind, actor, target, agent_id, human_id, details \
+            "SELECT seq, leaf_index, id, time, kind, actor, target, agent_id, human_id, details \
              FROM audit_events WHERE 1 = 1",
         );
         if let AuditScope::Involving(human) = scope {

@@ -87,6 +87,53 @@ async fn checkpoints_are_signed_and_proofs_verify_against_them() {
             &later.root
         ));
     }
+    // An event as listed is in the signed tree: its leaf, hashed here from the listing,
+    // has an inclusion proof to the checkpoint's root.
+    let listed = server
+        .admin_client()
+        .list_audit(&surety_api::admin::AuditQuery {
+            kind: Some("agent.registered".into()),
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let e = &listed.items[0];
+    let index = e.leaf_index.expect("a leaf index");
+    let event = surety_core::audit::NewEvent {
+        id: e.id,
+        time: e.time,
+        kind: e.kind,
+        actor: e.actor,
+        target: e.target.clone(),
+        agent: e.agent,
+        human: e.human,
+        details: e.details.clone(),
+    };
+    let leaf = merkle::leaf_hash(&event.leaf_entry());
+    let path = format!(
+        "/v1/audit/proofs/inclusion?index={index}&tree_size={}",
+        later.size
+    );
+    let proof: Value = get(&server, &path).await.json().await.unwrap();
+    assert_eq!(
+        hash(&proof["leaf_hash"]),
+        leaf,
+        "the listing hashes to the stored leaf"
+    );
+    let nodes: Vec<merkle::Hash> = proof["inclusion_path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(hash)
+        .collect();
+    assert!(merkle::verify_inclusion(
+        index,
+        later.size,
+        &leaf,
+        &nodes,
+        &later.root
+    ));
     // The later tree extends the earlier one: nothing was rewritten.
     let path = format!(
         "/v1/audit/proofs/consistency?from={}&to={}",
