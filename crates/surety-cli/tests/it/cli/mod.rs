@@ -71,6 +71,29 @@ fn wait_for_file(path: &Path) {
 
 /// A `surety serve` process, killed on drop. Its stderr (the log) is drained as it comes,
 /// so a busy server never blocks on a full pipe.
+/// Exports the audit log with `env`'s profile into `dir`, then verifies the file offline
+/// (no profile, no server) with the log's key; returns the export's path.
+fn export_and_verify(dir: &Path, env: &[(&str, &str)]) -> std::path::PathBuf {
+    let export = dir.join("audit.jsonl");
+    ok(surety(
+        &["audit", "export", "--out", export.to_str().unwrap()],
+        env,
+    ));
+    let vkey = ok(surety(&["audit", "log-key"], env));
+    let verified = ok(surety(
+        &[
+            "audit",
+            "verify",
+            export.to_str().unwrap(),
+            "--key",
+            vkey.trim(),
+        ],
+        &[],
+    ));
+    assert!(verified.contains("verified:"), "{verified}");
+    export
+}
+
 struct Serve {
     child: Child,
     base: String,

@@ -301,23 +301,7 @@ fn sigkill_under_load_loses_no_acknowledged_event_and_the_log_verifies() {
         .iter()
         .filter_map(|a| a["id"].as_str())
         .collect();
-    let export = dir.path().join("audit.jsonl");
-    ok(surety(
-        &["audit", "export", "--out", export.to_str().unwrap()],
-        &env,
-    ));
-    let vkey = ok(surety(&["audit", "log-key"], &env));
-    let verified = ok(surety(
-        &[
-            "audit",
-            "verify",
-            export.to_str().unwrap(),
-            "--key",
-            vkey.trim(),
-        ],
-        &[],
-    ));
-    assert!(verified.contains("verified:"), "{verified}");
+    let export = export_and_verify(dir.path(), &env);
     let exported = std::fs::read_to_string(&export).unwrap();
     for id in &acknowledged {
         assert!(

@@ -778,23 +778,7 @@ fn the_walk_through_works_end_to_end() {
     assert!(locked.contains("invalid_grant"), "{locked}");
 
     // The whole log, exported and verified offline with the log's key.
-    let export = dir.path().join("audit.jsonl");
-    ok(surety(
-        &["audit", "export", "--out", export.to_str().unwrap()],
-        &admin,
-    ));
-    let vkey = ok(surety(&["audit", "log-key"], &admin));
-    let verified = ok(surety(
-        &[
-            "audit",
-            "verify",
-            export.to_str().unwrap(),
-            "--key",
-            vkey.trim(),
-        ],
-        &[],
-    ));
-    assert!(verified.contains("verified:"), "{verified}");
+    export_and_verify(dir.path(), &admin);
 
     // Graceful shutdown on SIGTERM, with JSON logs carrying request ids.
     let (status, log) = server.terminate();
