@@ -9,6 +9,7 @@ mod bench;
 mod bench_approvals;
 mod credentials;
 mod humans;
+mod inventory;
 mod output;
 mod policy;
 mod server;
@@ -72,6 +73,9 @@ enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(agents::AuditCommand),
+    /// Every agent, who owns it, what it may do and never uses; what needs attention.
+    #[command(subcommand)]
+    Inventory(inventory::InventoryCommand),
     /// As an agent, ask a human to approve one action (OpenID CIBA) and wait for the answer.
     #[command(subcommand)]
     Approval(approval::ApprovalCommand),
@@ -132,6 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(cmd) => policy::run(&g, cmd).await,
         Command::Decide(args) => credentials::decide(&g, args).await,
         Command::Audit(cmd) => agents::audit(&g, cmd).await,
+        Command::Inventory(cmd) => inventory::run(&g, cmd).await,
         Command::Config(cmd) => server::config(cmd),
     }
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod grant;
 pub mod human;
 pub mod id;
+pub mod inventory;
 pub mod key;
 pub mod merkle;
 mod names;

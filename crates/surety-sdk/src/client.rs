@@ -16,6 +16,7 @@ use surety_api::credentials::{
     PolicySetView, PolicyValidation, ResourceServerView, RollbackPolicySet, RotateSigningKey,
     RotatedSigningKey, SigningKeyView,
 };
+use surety_api::inventory::{InventoryQuery, InventoryResponse, ReportResponse};
 use surety_api::oauth::{GRANT_TYPE_JWT_BEARER, SCOPE_ADMIN, TokenResponse};
 use surety_core::id::{AgentId, GrantId, HumanId};
 use surety_jose::{PrivateJwk, rfc7523, rfc9449};
@@ -33,6 +34,15 @@ const RENEW_BEFORE: Duration = Duration::from_secs(30);
 struct Session {
     token: Option<(String, Instant)>,
     nonce: Option<String>,
+}
+
+/// Which inventory export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InventoryExport {
+    /// One line per agent.
+    Agents,
+    /// One line per finding.
+    Report,
 }
 
 /// A client of the admin API, acting as one human with one enrolled device key.
@@ -275,9 +285,13 @@ impl AdminClient {
         ))
     }
 
-    /// A `text/plain` resource of the admin API (a signed checkpoint).
-    async fn text(&self, path: &str) -> Result<String, ClientError> {
-        let response = self.send::<(), ()>(Method::GET, path, None, None).await?;
+    /// A text resource of the admin API (a signed checkpoint, a CSV export).
+    async fn text<Q: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        query: Option<&Q>,
+    ) -> Result<String, ClientError> {
+        let response = self.send::<(), Q>(Method::GET, path, query, None).await?;
         if response.status().is_success() {
             return Ok(response.text().await?);
         }
@@ -288,7 +302,40 @@ impl AdminClient {
 
     /// `GET /v1/audit/checkpoint`: the signed note of the current tree head.
     pub async fn audit_checkpoint(&self) -> Result<String, ClientError> {
-        self.text("/v1/audit/checkpoint").await
+        self.text::<()>("/v1/audit/checkpoint", None).await
+    }
+
+    /// `GET /v1/inventory/agents`: every agent the caller may see, with its findings.
+    pub async fn inventory(
+        &self,
+        query: &InventoryQuery,
+    ) -> Result<InventoryResponse, ClientError> {
+        self.get("/v1/inventory/agents", Some(query)).await
+    }
+
+    /// `GET /v1/inventory/report`: what needs attention.
+    pub async fn inventory_report(
+        &self,
+        query: &InventoryQuery,
+    ) -> Result<ReportResponse, ClientError> {
+        self.get("/v1/inventory/report", Some(query)).await
+    }
+
+    /// The CSV form of `GET /v1/inventory/{agents|report}`.
+    pub async fn inventory_csv(
+        &self,
+        what: InventoryExport,
+        query: &InventoryQuery,
+    ) -> Result<String, ClientError> {
+        let query = InventoryQuery {
+            format: Some("csv".into()),
+            ..query.clone()
+        };
+        let path = match what {
+            InventoryExport::Agents => "/v1/inventory/agents",
+            InventoryExport::Report => "/v1/inventory/report",
+        };
+        self.text(path, Some(&query)).await
     }
 
     /// `GET /v1/audit/checkpoints`: stored checkpoints of sizes in `(after, up_to]`.

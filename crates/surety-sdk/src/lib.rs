@@ -11,7 +11,7 @@ pub mod profile;
 pub mod verifier;
 
 pub use agent::{AgentClient, ApprovalAsk, TokenRequest};
-pub use client::{AdminClient, enroll};
+pub use client::{AdminClient, InventoryExport, enroll};
 pub use error::ClientError;
 pub use profile::Profile;
 pub use verifier::{ResourceVerifier, VerifyError};

@@ -25,7 +25,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::admin::policies::Policies;
-use crate::admin::{agents, approvals, audit, credentials, enroll, grants, humans, policies};
+use crate::admin::{
+    agents, approvals, audit, credentials, enroll, grants, humans, inventory, policies,
+};
 use crate::batch::Batcher;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -202,6 +204,7 @@ impl AppState {
         (name = "humans", description = "Human principals and their device keys"),
         (name = "agents", description = "Agent identities, lifecycle and keys"),
         (name = "audit", description = "The audit log"),
+        (name = "inventory", description = "Every agent, who owns it, what it may do and what it never uses; the report of what needs attention"),
         (name = "approvals", description = "Step-up approvals: the approver's inbox and signed answers (OpenID CIBA on the agent's side)"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
@@ -269,6 +272,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(agents::retire))
         .routes(routes!(agents::list_keys, agents::add_key))
         .routes(routes!(agents::revoke_key))
+        .routes(routes!(inventory::agents))
+        .routes(routes!(inventory::report))
         .routes(routes!(audit::list))
         .routes(routes!(audit::checkpoint))
         .routes(routes!(audit::checkpoints))

@@ -274,12 +274,45 @@ pub const KEYS: &[KeySpec] = &[
         doc: "Longest time new audit events wait for a signed checkpoint.",
     },
     KeySpec {
+        name: "agent_key_max_age",
+        kind: KeyKind::Duration,
+        default: "90d",
+        doc: "Key rotation policy: the inventory reports an agent's active key older than this as a stale key.",
+    },
+    KeySpec {
+        name: "inventory_stale_after",
+        kind: KeyKind::Duration,
+        default: "30d",
+        doc: "The inventory reports an active agent with no token or decision for this long as stale.",
+    },
+    KeySpec {
+        name: "inventory_unused_after",
+        kind: KeyKind::Duration,
+        default: "30d",
+        doc: "The inventory reports a granted scope that no allowed decision exercised for this long (in a grant at least this old) as an unused permission.",
+    },
+    KeySpec {
+        name: "inventory_expiring_within",
+        kind: KeyKind::Duration,
+        default: "7d",
+        doc: "The inventory reports an active grant that ends within this as expiring.",
+    },
+    KeySpec {
+        name: "inventory_recent",
+        kind: KeyKind::Duration,
+        default: "7d",
+        doc: "The window of the inventory's recent activity, denials and suspensions (counted in whole UTC days).",
+    },
+    KeySpec {
         name: "dev",
         kind: KeyKind::Bool,
         default: "false",
         doc: "Development mode: allows plain http for a non-loopback issuer, for agents' CIBA ping endpoints and for the approvals webhook, and ping endpoints on private addresses. Logged loudly at start; weakens no other check.",
     },
 ];
+
+/// The longest inventory threshold, in seconds.
+pub(crate) const TEN_YEARS: u64 = 3650 * 86_400;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -387,6 +420,21 @@ pub struct Config {
     /// See [`KEYS`].
     #[serde(with = "human_duration")]
     pub checkpoint_interval: Duration,
+    /// See [`KEYS`].
+    #[serde(with = "human_duration")]
+    pub agent_key_max_age: Duration,
+    /// See [`KEYS`].
+    #[serde(with = "human_duration")]
+    pub inventory_stale_after: Duration,
+    /// See [`KEYS`].
+    #[serde(with = "human_duration")]
+    pub inventory_unused_after: Duration,
+    /// See [`KEYS`].
+    #[serde(with = "human_duration")]
+    pub inventory_expiring_within: Duration,
+    /// See [`KEYS`].
+    #[serde(with = "human_duration")]
+    pub inventory_recent: Duration,
     /// See [`KEYS`].
     pub dev: bool,
 }
@@ -558,6 +606,23 @@ impl Config {
             ("ciba_interval", self.ciba_interval, 60),
             ("ui_session_ttl", self.ui_session_ttl, 7 * 86400),
             ("checkpoint_interval", self.checkpoint_interval, 86400),
+            ("agent_key_max_age", self.agent_key_max_age, TEN_YEARS),
+            (
+                "inventory_stale_after",
+                self.inventory_stale_after,
+                TEN_YEARS,
+            ),
+            (
+                "inventory_unused_after",
+                self.inventory_unused_after,
+                TEN_YEARS,
+            ),
+            (
+                "inventory_expiring_within",
+                self.inventory_expiring_within,
+                TEN_YEARS,
+            ),
+            ("inventory_recent", self.inventory_recent, TEN_YEARS),
         ];
         for (key, value, max_secs) in bounds {
             if (value.is_zero() && key != "clock_skew") || value.as_secs() > max_secs {

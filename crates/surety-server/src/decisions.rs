@@ -22,7 +22,9 @@ use surety_core::approval::{ActionDetails, ApprovalStatus, Delivery};
 use surety_core::audit::{Actor, EventKind, NewEvent};
 use surety_core::id::AgentId;
 use surety_policy::{Decision, DecisionRequest, HumanFacts, Outcome};
-use surety_store::{AgentActivity, AgentStatusChange, ApprovalTransition, ResourceServer};
+use surety_store::{
+    ActivityKind, AgentActivity, AgentStatusChange, ApprovalTransition, ResourceServer,
+};
 
 use crate::app::AppState;
 use crate::auth::ResourceServerCaller;
@@ -289,6 +291,13 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
         && request
             .as_ref()
             .is_some_and(|r| !r.scope.iter().any(|s| s == &r.action));
+    // An allowed action the token's scope names exercises that scope of the grant.
+    let exercised = match (&grant, &request) {
+        (Some(g), Some(r)) if decision.outcome == Outcome::Allow && r.scope.contains(&r.action) => {
+            Some((g.id, r.action.clone()))
+        }
+        _ => None,
+    };
     // Durable before the answer: an allow is never sent for an unrecorded decision.
     match token {
         Some(t) => {
@@ -299,6 +308,12 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
                     at: now,
                     events: vec![event],
                     strike,
+                    kind: match decision.outcome {
+                        Outcome::Allow => ActivityKind::Allowed,
+                        Outcome::Deny => ActivityKind::Denied,
+                        Outcome::StepUp => ActivityKind::SteppedUp,
+                    },
+                    exercised,
                 })
                 .await?;
             if strike {

@@ -23,6 +23,7 @@ use surety_core::audit::{AuditEvent, AuditFilter, AuditScope, NewEvent};
 use surety_core::grant::{Grant, GrantStatus};
 use surety_core::human::{Human, HumanStatus, Role};
 use surety_core::id::{AgentId, ApprovalId, GrantId, HumanId, PrincipalId, ResourceServerId};
+use surety_core::inventory::AgentFacts;
 use surety_core::key::{KeyRecord, KeyStatus};
 use surety_core::page::{Page, PageRequest};
 
@@ -226,6 +227,24 @@ pub struct AgentActivity {
     pub events: Vec<NewEvent>,
     /// Whether it counts against the agent (an attempt outside its scope).
     pub strike: bool,
+    /// What it was, for the agent's daily activity.
+    pub kind: ActivityKind,
+    /// The grant and scope it exercised (a decision that allowed an action in the token's
+    /// scope), for the inventory's unused-permission report.
+    pub exercised: Option<(GrantId, String)>,
+}
+
+/// What an [`AgentActivity`] was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActivityKind {
+    /// An access token was issued.
+    Token,
+    /// A decision allowed.
+    Allowed,
+    /// A decision denied.
+    Denied,
+    /// A decision asked for a human's approval.
+    SteppedUp,
 }
 
 /// What to read to decide whether a token is still active.
@@ -831,6 +850,7 @@ pub trait Store:
     + ApprovalStore
     + PasskeyStore
     + AuditTreeStore
+    + InventoryStore
     + Debug
     + Send
     + Sync
@@ -841,6 +861,19 @@ pub trait Store:
     async fn ping(&self) -> Result<()>;
     /// Closes every connection.
     async fn close(&self);
+}
+
+/// What the inventory reads.
+#[async_trait]
+pub trait InventoryStore {
+    /// One page of agents matching `filter` (in id order) with their owner, keys, grants,
+    /// scope usage, and activity since `recent_since`.
+    async fn agent_facts(
+        &self,
+        filter: &AgentFilter,
+        page: &PageRequest,
+        recent_since: OffsetDateTime,
+    ) -> Result<Page<AgentFacts>>;
 }
 
 /// Connection settings.

@@ -103,6 +103,8 @@ mod credentials;
 mod grants;
 #[path = "shared/humans.rs"]
 mod humans;
+#[path = "shared/inventory.rs"]
+mod inventory;
 #[path = "shared/keys.rs"]
 mod keys;
 #[path = "shared/org.rs"]

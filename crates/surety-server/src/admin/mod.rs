@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod enroll;
 pub mod grants;
 pub mod humans;
+pub mod inventory;
 pub mod policies;
 
 use std::str::FromStr;

@@ -27,7 +27,7 @@ use surety_core::id::{AgentId, GrantId, PrincipalId, TokenId};
 use surety_core::key::KeyStatus;
 use surety_core::scope::ScopeSet;
 use surety_jose::rfc9068::{self, AccessTokenClaims, Act, Cnf, Derivation};
-use surety_store::AgentActivity;
+use surety_store::{ActivityKind, AgentActivity};
 
 use super::access_token::{Inactive, check_standing, verify_signed};
 use super::client_auth::{Client, authenticate};
@@ -187,6 +187,8 @@ pub(super) async fn exchange(
             agent: client.id,
             at: now,
             events: vec![event],
+            kind: ActivityKind::Token,
+            exercised: None,
         })
         .await?;
     metrics::counter!("surety_tokens_issued_total", "kind" => if minted.depth() == 0 { "grant" } else { "sub_agent" }).increment(1);

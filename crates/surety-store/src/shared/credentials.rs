@@ -1,16 +1,19 @@
 //! Organisation signing keys, resource servers, and the state that access tokens depend
 //! on (revoked `jti`s, watermarks, statuses) — issued tokens themselves are not stored.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use sqlx::{AssertSqlSafe, QueryBuilder};
 use surety_core::agent::AgentStatus;
 use surety_core::audit::NewEvent;
 use surety_core::human::HumanStatus;
 use surety_core::id::PrincipalId;
-use surety_core::id::{AgentId, ResourceServerId};
+use surety_core::id::{AgentId, GrantId, ResourceServerId};
 use surety_core::key::KeyStatus;
 use time::OffsetDateTime;
 
+use super::inventory::day;
 use super::tx::{Tx, insert_events};
 use super::{Backend, Db};
 use crate::dbtime::DbTime;
@@ -20,8 +23,9 @@ use crate::rows::{
     to_json_text,
 };
 use crate::{
-    AgentActivity, CredentialStore, GrantStanding, ResourceServer, ResourceServerStore, Result,
-    Serial, SigningKeyRecord, SigningKeyStore, StandingQuery, StoreError, TokenStanding,
+    ActivityKind, AgentActivity, CredentialStore, GrantStanding, ResourceServer,
+    ResourceServerStore, Result, Serial, SigningKeyRecord, SigningKeyStore, StandingQuery,
+    StoreError, TokenStanding,
 };
 
 async fn insert_signing_key(tx: &mut Tx, k: &SigningKeyRecord) -> Result<()> {
@@ -175,18 +179,70 @@ impl ResourceServerStore for Backend {
 impl CredentialStore for Backend {
     async fn record_agent_activity(&self, issued: &[AgentActivity]) -> Result<()> {
         // Each agent once, in id order (a fixed lock order: no cycles between batches).
-        let mut last_seen = std::collections::BTreeMap::new();
+        let mut last_seen = BTreeMap::new();
         for t in issued {
             let at = last_seen.entry(t.agent).or_insert(t.at);
             *at = (*at).max(t.at);
         }
         let mut tx = self.writer().begin().await?;
         for (agent, at) in last_seen {
-            sqlx::query("UPDATE agents SET last_seen_at = $1 WHERE id = $2")
-                .bind(DbTime::from(at))
-                .bind(agent.to_string())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE agents SET last_seen_at = $1 \
+                 WHERE id = $2 AND (last_seen_at IS NULL OR last_seen_at < $1)",
+            )
+            .bind(DbTime::from(at))
+            .bind(agent.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        // Summaries for the inventory, aggregated per batch and written in key order.
+        let mut daily: BTreeMap<(AgentId, String), [i64; 4]> = BTreeMap::new();
+        let mut used: BTreeMap<(GrantId, &str), (i64, OffsetDateTime)> = BTreeMap::new();
+        for t in issued {
+            let slot = match t.kind {
+                ActivityKind::Token => 0,
+                ActivityKind::Allowed => 1,
+                ActivityKind::Denied => 2,
+                ActivityKind::SteppedUp => 3,
+            };
+            daily.entry((t.agent, day(t.at))).or_default()[slot] += 1;
+            if let Some((grant, scope)) = &t.exercised {
+                let u = used.entry((*grant, scope.as_str())).or_insert((0, t.at));
+                *u = (u.0 + 1, u.1.max(t.at));
+            }
+        }
+        for ((agent, day), [tokens, allowed, denied, step_up]) in daily {
+            sqlx::query(
+                "INSERT INTO agent_activity_daily (agent_id, day, tokens, allowed, denied, step_up) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (agent_id, day) DO UPDATE SET \
+                 tokens = agent_activity_daily.tokens + excluded.tokens, \
+                 allowed = agent_activity_daily.allowed + excluded.allowed, \
+                 denied = agent_activity_daily.denied + excluded.denied, \
+                 step_up = agent_activity_daily.step_up + excluded.step_up",
+            )
+            .bind(agent.to_string())
+            .bind(day)
+            .bind(tokens)
+            .bind(allowed)
+            .bind(denied)
+            .bind(step_up)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for ((grant, scope), (uses, at)) in used {
+            sqlx::query(
+                "INSERT INTO grant_scope_usage (grant_id, scope, uses, last_used_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (grant_id, scope) DO UPDATE SET \
+                 uses = grant_scope_usage.uses + excluded.uses, \
+                 last_used_at = CASE WHEN excluded.last_used_at > grant_scope_usage.last_used_at \
+                 THEN excluded.last_used_at ELSE grant_scope_usage.last_used_at END",
+            )
+            .bind(grant.to_string())
+            .bind(scope)
+            .bind(uses)
+            .bind(DbTime::from(at))
+            .execute(&mut *tx)
+            .await?;
         }
         for t in issued.iter().filter(|t| t.strike) {
             sqlx::query("INSERT INTO agent_strikes (agent_id, at) VALUES ($1, $2)")

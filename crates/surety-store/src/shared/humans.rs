@@ -20,7 +20,8 @@ use crate::{
     Serial, StoreError,
 };
 
-const HUMAN_COLUMNS: &str = "id, display_name, email, role, status, created_at, updated_at";
+pub(super) const HUMAN_COLUMNS: &str =
+    "id, display_name, email, role, status, created_at, updated_at";
 
 pub(super) async fn insert_human(tx: &mut Tx, h: &Human) -> Result<()> {
     sqlx::query(

@@ -1,6 +1,7 @@
 //! Public keys of every principal.
 
 use async_trait::async_trait;
+use sqlx::AssertSqlSafe;
 use surety_core::agent::AgentStatus;
 use surety_core::audit::NewEvent;
 use surety_core::id::{AgentId, PrincipalId};
@@ -12,6 +13,9 @@ use super::tx::{Tx, insert_events, insert_key, same_keys};
 use crate::dbtime::DbTime;
 use crate::rows::{KeyRow, convert};
 use crate::{KeyStore, Result, StoreError};
+
+pub(super) const KEY_COLUMNS: &str =
+    "kid, holder_id, alg, jwk, status, created_at, status_changed_at";
 
 async fn cas_key_status(
     tx: &mut Tx,
@@ -45,10 +49,9 @@ async fn cas_key_status(
 #[async_trait]
 impl KeyStore for Backend {
     async fn get_key(&self, kid: &str) -> Result<Option<KeyRecord>> {
-        let row: Option<KeyRow> = sqlx::query_as(
-            "SELECT kid, holder_id, alg, jwk, status, created_at, status_changed_at \
-             FROM public_keys WHERE kid = $1",
-        )
+        let row: Option<KeyRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM public_keys WHERE kid = $1"
+        )))
         .bind(kid)
         .fetch_optional(self.reader())
         .await?;
@@ -56,10 +59,9 @@ impl KeyStore for Backend {
     }
 
     async fn list_keys(&self, holder: PrincipalId) -> Result<Vec<KeyRecord>> {
-        let rows: Vec<KeyRow> = sqlx::query_as(
-            "SELECT kid, holder_id, alg, jwk, status, created_at, status_changed_at \
-             FROM public_keys WHERE holder_id = $1 ORDER BY created_at, kid",
-        )
+        let rows: Vec<KeyRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM public_keys WHERE holder_id = $1 ORDER BY created_at, kid"
+        )))
         .bind(holder.to_string())
         .fetch_all(self.reader())
         .await?;

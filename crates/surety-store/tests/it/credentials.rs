@@ -343,6 +343,8 @@ async fn token_standing_reports_states_watermarks_and_revocations(store: Arc<dyn
             agent: a.id,
             at: t1,
             events: vec![],
+            kind: surety_store::ActivityKind::Denied,
+            exercised: None,
         }])
         .await
         .unwrap();

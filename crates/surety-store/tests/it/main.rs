@@ -15,6 +15,7 @@ mod concurrency;
 mod credentials;
 mod fixtures;
 mod humans;
+mod inventory;
 mod keys;
 mod policies;
 mod sessions;

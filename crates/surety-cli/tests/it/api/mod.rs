@@ -9,6 +9,7 @@ mod decisions;
 mod enroll;
 mod grants;
 mod humans;
+mod inventory;
 mod nodes;
 mod ops;
 mod policies;

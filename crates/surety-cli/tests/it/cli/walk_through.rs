@@ -777,6 +777,46 @@ fn the_walk_through_works_end_to_end() {
     let locked = fails(surety(&["whoami"], &bob));
     assert!(locked.contains("invalid_grant"), "{locked}");
 
+    // The inventory names Bob's agent as orphaned: in the report, the table and a CSV file.
+    let report = json(surety(
+        &["inventory", "report", "--finding", "orphaned", "--json"],
+        &admin,
+    ));
+    let orphaned: Vec<&str> = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["agent"].as_str().unwrap())
+        .collect();
+    assert_eq!(orphaned, [agent_id.as_str()], "{report}");
+    let table = ok(surety(
+        &["inventory", "agents", "--finding", "orphaned"],
+        &admin,
+    ));
+    assert!(
+        table.contains(&agent_id) && table.contains("(deactivated)"),
+        "{table}"
+    );
+    let csv = dir.path().join("inventory.csv");
+    ok(surety(
+        &[
+            "inventory",
+            "agents",
+            "--format",
+            "csv",
+            "--out",
+            csv.to_str().unwrap(),
+        ],
+        &admin,
+    ));
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    assert!(csv.starts_with("agent_id,name,"), "{csv}");
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with(&agent_id) && l.contains("orphaned")),
+        "{csv}"
+    );
+
     // The whole log, exported and verified offline with the log's key.
     export_and_verify(dir.path(), &admin);
 
