@@ -264,18 +264,18 @@ pub fn findings(facts: &AgentFacts, limits: &Thresholds, now: OffsetDateTime) ->
                 Some(u) => (
                     u.last_used_at,
                     format!(
-                        "last used {} days ago",
+                        "was last used {} days ago",
                         days((now - u.last_used_at).unsigned_abs())
                     ),
                 ),
-                None => (grant.created_at, "never used".to_owned()),
+                None => (grant.created_at, "has never been used".to_owned()),
             };
             push(
                 FindingKind::UnusedPermission,
                 Some(format!("{} {scope}", grant.id)),
                 Some(since),
                 format!(
-                    "`{scope}` in grant {} is {when}; remove it from the grant (least privilege)",
+                    "{scope} in grant {} {when}; remove it from the grant (least privilege)",
                     grant.id
                 ),
             );
@@ -482,7 +482,7 @@ mod tests {
         assert_eq!(found[0].kind, FindingKind::UnusedPermission);
         let grant = f.grants[0].id;
         assert_eq!(found[0].subject, Some(format!("{grant} crm.write")));
-        assert!(found[0].detail.contains("last used 45 days ago"));
+        assert!(found[0].detail.contains("was last used 45 days ago"));
         // Never used at all: since the grant was made.
         f.usage.clear();
         let found = findings(&f, &limits(), NOW);
@@ -499,7 +499,7 @@ mod tests {
         f.usage[0].grant = GrantId::new(ago(1));
         let found = findings(&f, &limits(), NOW);
         assert_eq!(found.len(), 1);
-        assert!(found[0].detail.contains("`crm.read`"));
+        assert!(found[0].detail.starts_with("crm.read in grant"));
     }
 
     #[test]

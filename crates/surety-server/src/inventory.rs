@@ -32,7 +32,7 @@ pub(crate) struct Selection {
     pub finding: Option<FindingKind>,
 }
 
-/// The thresholds in force, each overridable by a query value like `30d`.
+/// The configured thresholds, each overridden by a query value like `30d` when given.
 pub(crate) fn thresholds(
     config: &Config,
     overrides: [(&str, Option<&str>); 5],
@@ -57,14 +57,26 @@ pub(crate) fn thresholds(
         })
         .transpose()
     });
+    let c = configured(config);
     let or = |v: Result<Option<Duration>, ApiError>, default| v.map(|v| v.unwrap_or(default));
     Ok(Thresholds {
-        stale_after: or(stale, config.inventory_stale_after)?,
-        key_max_age: or(key, config.agent_key_max_age)?,
-        unused_after: or(unused, config.inventory_unused_after)?,
-        expiring_within: or(expiring, config.inventory_expiring_within)?,
-        recent: or(recent, config.inventory_recent)?,
+        stale_after: or(stale, c.stale_after)?,
+        key_max_age: or(key, c.key_max_age)?,
+        unused_after: or(unused, c.unused_after)?,
+        expiring_within: or(expiring, c.expiring_within)?,
+        recent: or(recent, c.recent)?,
     })
+}
+
+/// The thresholds of the configuration.
+pub(crate) fn configured(config: &Config) -> Thresholds {
+    Thresholds {
+        stale_after: config.inventory_stale_after,
+        key_max_age: config.agent_key_max_age,
+        unused_after: config.inventory_unused_after,
+        expiring_within: config.inventory_expiring_within,
+        recent: config.inventory_recent,
+    }
 }
 
 /// Every agent `caller` may see that matches `selection`, in registration order, with its
@@ -80,6 +92,7 @@ pub(crate) async fn agents(
         owner: caller.agent_list_owner(selection.owner)?,
         status: selection.status,
         environment: selection.environment.clone(),
+        id: None,
     };
     let since = now - limits.recent;
     let mut out = Vec::new();

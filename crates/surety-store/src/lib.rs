@@ -71,6 +71,8 @@ pub struct HumanFilter {
 /// Filters for listing agents.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AgentFilter {
+    /// Only this agent.
+    pub id: Option<AgentId>,
     /// Only agents of this owner.
     pub owner: Option<HumanId>,
     /// Only agents in this state.

@@ -20,45 +20,8 @@
 // Prints one JSON line with what the pages showed; exits non-zero with the page's HTML on
 // stderr on any failure.
 
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import { Failure, env } from './common.mjs';
-
-const screenshots = process.env.SURETY_SCREENSHOTS;
-
-async function screenshot(page, name) {
-  if (!screenshots) return;
-  await mkdir(screenshots, { recursive: true });
-  await page.screenshot({ path: join(screenshots, name), fullPage: true });
-}
-
-/**
- * Waits until the page reaches `want` ({text} in #status, a {path}, or a {selector} present),
- * or reports an error in #status: a refusal by the server fails the step at once, in the
- * server's words, rather than after a timeout. Re-evaluated across navigations.
- */
-async function settle(page, what, want) {
-  const handle = await page.waitForFunction((want) => {
-    const status = document.querySelector('#status');
-    const said = status ? status.textContent.trim() : '';
-    if (status && status.classList.contains('error') && said) return { error: said };
-    const done = want.path
-      ? location.pathname === want.path
-      : want.text
-        ? said.includes(want.text)
-        : document.querySelector(want.selector) !== null;
-    return done && { ok: true };
-  }, want);
-  const outcome = await handle.jsonValue();
-  if (outcome.error) throw new Failure(`${what}: the page reports "${outcome.error}"`);
-}
-
-async function textOf(page, selector) {
-  const element = page.locator(selector);
-  if ((await element.count()) === 0) return null;
-  return (await element.first().textContent()).trim();
-}
+import { enrolAndSignIn, inBrowser, passkeyAuthenticator, screenshot, settle, textOf } from './ui.mjs';
 
 async function run(page, log) {
   const base = env('SURETY_BASE').replace(/\/+$/, '');
@@ -71,31 +34,8 @@ async function run(page, log) {
   }
   const reason = process.env.SURETY_REASON;
 
-  // A platform authenticator that verifies the user and answers without a touch, as a
-  // passkey on a laptop with a fingerprint reader would once the finger is on it.
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send('WebAuthn.enable');
-  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: {
-      protocol: 'ctap2',
-      transport: 'internal',
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-    },
-  });
-
-  log.push(`enrol: ${new URL(inviteUrl).pathname}`);
-  await page.goto(inviteUrl);
-  await page.click('#register');
-  await settle(page, 'passkey registration', { text: 'Passkey registered' });
-
-  log.push('sign in');
-  await page.goto(`${base}/ui/login`);
-  await page.fill('#email', email);
-  await page.click('#sign-in');
-  await settle(page, 'sign-in', { path: '/ui/approvals' });
+  const { cdp, authenticatorId } = await passkeyAuthenticator(page);
+  await enrolAndSignIn(page, log, { base, inviteUrl, email });
 
   log.push('inbox');
   const href = `/ui/approvals/${approvalId}`;
@@ -123,39 +63,7 @@ async function run(page, log) {
   };
 }
 
-async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox'],
-  });
-  let page;
-  // What the page itself said (console, uncaught errors) and how far the run got: printed
-  // only on failure, where it is usually the quickest explanation.
-  const log = [];
-  try {
-    page = await (await browser.newContext()).newPage();
-    page.setDefaultTimeout(20_000);
-    page.on('console', (message) => log.push(`console.${message.type()}: ${message.text()}`));
-    page.on('pageerror', (err) => log.push(`page error: ${err.message}`));
-    const seen = await run(page, log);
-    console.log(JSON.stringify(seen));
-  } catch (err) {
-    process.exitCode = 1;
-    console.error(`browser e2e failed: ${err instanceof Failure ? err.message : err?.stack ?? err}`);
-    if (log.length > 0) console.error(`log:\n  ${log.join('\n  ')}`);
-    if (page) {
-      console.error(`at ${page.url()}`);
-      await screenshot(page, 'failure.png').catch((e) => console.error(`no failure screenshot: ${e.message}`));
-      const html = await page.content().catch((e) => `(no HTML: ${e.message})`);
-      console.error(`page HTML:\n${html}`);
-    }
-  } finally {
-    await browser.close();
-  }
-}
-
-main().catch((err) => {
+inBrowser('browser e2e', run).catch((err) => {
   console.error(`browser e2e failed: ${err?.stack ?? err}`);
   process.exit(1);
 });

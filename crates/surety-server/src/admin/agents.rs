@@ -91,6 +91,7 @@ pub async fn list(
         owner: caller.agent_list_owner(requested)?,
         status: parse_opt("status", q.status.as_deref())?,
         environment: q.environment.clone(),
+        id: None,
     };
     if let Some(c) = &q.cursor {
         parse::<AgentId>("cursor", c)?;
@@ -116,7 +117,7 @@ pub async fn get(
     Ok(axum::Json(view(&state, id).await?))
 }
 
-async fn transition(
+pub(crate) async fn transition(
     state: &AppState,
     caller: &Caller,
     id: &str,

@@ -13,7 +13,10 @@ use crate::auth::AdminCaller;
 use crate::error::ApiError;
 use crate::extract::Query;
 
-fn time_param(field: &str, raw: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
+pub(crate) fn time_param(
+    field: &str,
+    raw: Option<&str>,
+) -> Result<Option<OffsetDateTime>, ApiError> {
     raw.map(|r| {
         OffsetDateTime::parse(r, &Rfc3339).map_err(|_| {
             ApiError::invalid_request(format!("`{field}`: `{r}` is not an RFC 3339 time"))
@@ -48,7 +51,7 @@ pub async fn list(
     Ok(axum::Json(ListResponse::from(&page)))
 }
 
-fn b64(hash: &surety_core::merkle::Hash) -> String {
+pub(crate) fn b64(hash: &surety_core::merkle::Hash) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(hash)
 }
@@ -172,6 +175,58 @@ pub(crate) async fn make_checkpoint(
         .into_iter()
         .find(|c| c.size == size);
     theirs.ok_or_else(|| ApiError::internal("a checkpoint vanished"))
+}
+
+/// What the audit page shows of the log's state.
+pub(crate) struct CheckpointStatus {
+    /// Events in the tree.
+    pub tree_size: u64,
+    /// The latest signed checkpoint.
+    pub latest: Option<surety_store::StoredCheckpoint>,
+    /// Whether the latest checkpoint's signature verifies with one of the organisation's
+    /// Ed25519 keys and names the root of the stored tree at its size — or why not.
+    pub verified: Result<(), String>,
+}
+
+/// Checks the latest checkpoint again, as an auditor would, against the stored tree.
+pub(crate) async fn checkpoint_status(state: &AppState) -> Result<CheckpointStatus, ApiError> {
+    let tree_size = state.store.tree_size().await?;
+    let latest = state.store.latest_checkpoint().await?;
+    let verified = match &latest {
+        None => Err("no checkpoint was made yet".to_owned()),
+        Some(cp) => {
+            let keys: Vec<_> = state
+                .store
+                .all_signing_keys()
+                .await?
+                .iter()
+                .filter_map(|k| surety_jose::PublicJwk::from_json(&k.public_jwk).ok())
+                .filter_map(|jwk| surety_jose::note::NoteKey::from_jwk(&origin(state), &jwk).ok())
+                .collect();
+            let root = over_tree(state, |src| surety_core::merkle::root(src, cp.size)).await?;
+            surety_jose::note::open(&cp.note, &keys)
+                .map_err(|e| format!("the signature does not verify: {e}"))
+                .and_then(|text| {
+                    surety_jose::note::Checkpoint::parse(text)
+                        .map_err(|e| format!("the checkpoint does not parse: {e}"))
+                })
+                .and_then(|signed| {
+                    if signed.size == cp.size && signed.root == root {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "the signed root of size {} is not the stored tree's root",
+                            signed.size
+                        ))
+                    }
+                })
+        }
+    };
+    Ok(CheckpointStatus {
+        tree_size,
+        latest,
+        verified,
+    })
 }
 
 /// The latest tree head as a C2SP `tlog-checkpoint`, signed by the organisation's key as a

@@ -143,6 +143,11 @@ fn agents_csv(items: &[InventoryAgent], now: time::OffsetDateTime) -> String {
     out
 }
 
+/// The inventory as a CSV download, one line per agent.
+pub(crate) fn agents_csv_response(items: &[InventoryAgent], now: time::OffsetDateTime) -> Response {
+    csv("inventory", agents_csv(items, now))
+}
+
 fn report_csv(report: &ReportResponse) -> String {
     let mut out = record([
         "kind",
@@ -188,7 +193,7 @@ pub async fn agents(
     let now = state.clock.now();
     let items = inventory::agents(&state, &caller, &selection(&q)?, &limits, now).await?;
     if csv_out {
-        return Ok(csv("inventory", agents_csv(&items, now)));
+        return Ok(agents_csv_response(&items, now));
     }
     Ok(axum::Json(InventoryResponse {
         generated_at: now,

@@ -41,6 +41,9 @@ use webauthn_rs::prelude::{
     RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder,
 };
 
+mod audit;
+mod inventory;
+
 use crate::app::AppState;
 use crate::approvals::{self, Evidence};
 use crate::error::ApiError;
@@ -100,6 +103,14 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ui/enroll", get(enroll_page))
         .route("/ui/approvals", get(inbox_page))
         .route("/ui/approvals/{id}", get(approval_page))
+        .route("/ui/inventory", get(inventory::inventory_page))
+        .route("/ui/inventory.csv", get(inventory::inventory_csv))
+        .route("/ui/agents/{id}", get(inventory::agent_page))
+        .route(
+            "/ui/api/agents/{id}/{action}",
+            post(inventory::agent_action),
+        )
+        .route("/ui/audit", get(audit::audit_page))
         .route("/ui/logout", post(logout))
         .route("/ui/assets/ui.js", get(script))
         .route("/ui/assets/ui.css", get(style))
@@ -128,7 +139,7 @@ fn cookie(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The signed-in human, if any (and still active).
-async fn session(state: &AppState, headers: &HeaderMap) -> Result<Option<Caller>> {
+pub(super) async fn session(state: &AppState, headers: &HeaderMap) -> Result<Option<Caller>> {
     let Some(token) = cookie(headers) else {
         return Ok(None);
     };
@@ -159,7 +170,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Caller> {
 
 /// State-changing calls must come from a page of this deployment (the `Origin` browsers
 /// send with every `fetch` POST), on top of the `SameSite=Strict` cookie.
-fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<()> {
+pub(super) fn same_origin(state: &AppState, headers: &HeaderMap) -> Result<()> {
     let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
     let ours = Url::parse(&state.issuer)
         .map(|u| u.origin().ascii_serialization())
@@ -187,7 +198,7 @@ fn set_cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
 
 // --- pages -------------------------------------------------------------------------------
 
-fn page(t: &impl Template) -> Response {
+pub(super) fn page(t: &impl Template) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => ApiError::internal(e).into_response(),
@@ -229,12 +240,21 @@ struct Row {
 #[derive(Template)]
 #[template(path = "inbox.html")]
 struct InboxPage {
-    who: String,
+    nav: inventory::Nav,
     pending: Vec<Row>,
     recent: Vec<Row>,
 }
 
-fn when(t: time::OffsetDateTime) -> String {
+/// A time for a table cell: to the second, in UTC.
+pub(super) fn short(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.format(time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
+    ))
+    .unwrap_or_default()
+}
+
+pub(super) fn when(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
@@ -289,14 +309,8 @@ async fn inbox_page(State(state): State<AppState>, headers: HeaderMap) -> Result
     {
         recent.push(row(a, approvals::agent_name(&state, a.client).await?));
     }
-    let who = state
-        .store
-        .get_human(me.id)
-        .await?
-        .map(|h| h.email)
-        .unwrap_or_default();
     Ok(page(&InboxPage {
-        who,
+        nav: inventory::Nav::of(&state, &me).await?,
         pending,
         recent,
     }))

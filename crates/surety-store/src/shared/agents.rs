@@ -88,6 +88,9 @@ impl AgentStore for Backend {
     async fn list_agents(&self, filter: &AgentFilter, page: &PageRequest) -> Result<Page<Agent>> {
         let mut q =
             QueryBuilder::<Db>::new(format!("SELECT {AGENT_COLUMNS} FROM agents WHERE 1 = 1"));
+        if let Some(id) = filter.id {
+            q.push(" AND id = ").push_bind(id.to_string());
+        }
         if let Some(owner) = filter.owner {
             q.push(" AND owner_id = ").push_bind(owner.to_string());
         }

@@ -286,4 +286,18 @@ async fn agents_list_in_keyset_pages_with_filters(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(staging.items.is_empty());
+    let one = store
+        .list_agents(
+            &AgentFilter {
+                id: Some(first),
+                ..Default::default()
+            },
+            &PageRequest::first(50),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        one.items.iter().map(|a| a.id).collect::<Vec<_>>(),
+        vec![first]
+    );
 }

@@ -21,7 +21,12 @@ const SCOPES: [&str; 3] = [
     "files.share_external",
 ];
 
-async fn decide(server: &TestServer, d: &Delegation, action: &str, args: Value) -> String {
+pub(crate) async fn decide(
+    server: &TestServer,
+    d: &Delegation,
+    action: &str,
+    args: Value,
+) -> String {
     let rs = decisions_token(server, d).await;
     let agent = agent_token(server, d).await;
     let body = json!({"token": agent, "action": action,
@@ -33,7 +38,7 @@ async fn decide(server: &TestServer, d: &Delegation, action: &str, args: Value) 
 }
 
 /// GETs `path?query` as `human` with `key`, proofs made at the server's time.
-async fn get(
+pub(crate) async fn get(
     server: &TestServer,
     key: &PrivateJwk,
     human: &str,
@@ -84,13 +89,9 @@ fn by_name<'a>(inventory: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no agent `{name}` in {inventory}"))
 }
 
-/// Days 0, 5 and 10 of an organisation: a busy agent that uses two of its three scopes, then
-/// one; an idle agent without a grant; an agent whose owner leaves; a revoked one.
-#[tokio::test]
-async fn the_inventory_finds_what_needs_attention() {
-    let (server, clock) = TestServer::with_manual_clock().await;
-    let admin = server.admin.id.to_string();
-    let admin_key = server.admin_key();
+/// An agent of the first admin with a 29-day grant of three scopes on CRM (transfers up to
+/// 5000 EUR), CRM registered as a resource server.
+pub(crate) async fn busy_agent(server: &TestServer) -> Delegation {
     let (busy, busy_key) = server.agent("busy").await;
     let grant = server
         .admin_client()
@@ -107,13 +108,23 @@ async fn the_inventory_finds_what_needs_attention() {
         .await
         .unwrap();
     let (rs, rs_key) = server.resource_server(CRM).await;
-    let d = Delegation {
+    Delegation {
         agent: busy,
         key: busy_key,
         grant,
         rs,
         rs_key,
-    };
+    }
+}
+
+/// Days 0, 5 and 10 of an organisation: a busy agent that uses two of its three scopes, then
+/// one; an idle agent without a grant; an agent whose owner leaves; a revoked one.
+#[tokio::test]
+async fn the_inventory_finds_what_needs_attention() {
+    let (server, clock) = TestServer::with_manual_clock().await;
+    let admin = server.admin.id.to_string();
+    let admin_key = server.admin_key();
+    let d = busy_agent(&server).await;
     server.agent("idle").await;
     let (gone, _) = server.agent("gone").await;
     server

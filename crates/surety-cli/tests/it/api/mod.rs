@@ -9,7 +9,7 @@ mod decisions;
 mod enroll;
 mod grants;
 mod humans;
-mod inventory;
+pub(crate) mod inventory;
 mod nodes;
 mod ops;
 mod policies;

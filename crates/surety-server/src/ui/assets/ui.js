@@ -1,4 +1,4 @@
-// Browser side of the approver pages. The pages are rendered by the server; this script only
+// Browser side of the approver and inventory pages. The pages are rendered by the server; this script only
 // runs the WebAuthn ceremonies and posts their results. No framework and no build step: what
 // the server serves is what runs, so a reviewer can audit it as it is.
 //
@@ -216,7 +216,27 @@
     });
   }
 
-  const pages = { enroll, login, approval, inbox };
+  // Suspend, reinstate or revoke an agent: the same rules and audit event as the admin
+  // API. Revoking is final, so it asks once more.
+  function agent() {
+    const id = document.body.dataset.agent;
+    const buttons = [...document.querySelectorAll('button[data-action]')];
+    if (!id || buttons.length === 0) return;
+    for (const button of buttons) {
+      const action = button.dataset.action;
+      onClick(button, buttons, async () => {
+        const reason = ($('#reason') && $('#reason').value.trim()) || null;
+        if (action !== 'reinstate' && !reason) throw new Problem(`Give a reason to ${action} this agent.`);
+        if (action === 'revoke' && !window.confirm('Revoke this agent for good? Its keys and tokens stop working and it cannot be reinstated.')) return false;
+        const outcome = await post(`/ui/api/agents/${encodeURIComponent(id)}/${action}`, { reason });
+        show(`The agent is now ${outcome.status}.`, 'ok');
+        location.reload();
+        return true;
+      });
+    }
+  }
+
+  const pages = { enroll, login, approval, inbox, agent };
 
   function start() {
     const page = pages[document.body.dataset.page];

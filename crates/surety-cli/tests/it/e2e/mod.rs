@@ -2,6 +2,8 @@
 //! `.ci/run`, pinned in `tests/e2e/package.json` and its lock file): the client drives a real
 //! server, and the server's own records are checked afterwards.
 
+mod inventory;
+
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -35,7 +37,7 @@ fn describe(what: &str, out: &Output) -> String {
 /// with `npm ci`). Never skips: no Node or no npm is a failure. All packages are checked
 /// together and installs run one at a time, so that no test's `npm ci` replaces
 /// `node_modules` under another test's running client.
-fn ensure_npm_packages() {
+pub(super) fn ensure_npm_packages() {
     static NPM: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = NPM
         .lock()
@@ -101,7 +103,7 @@ fn write_key(dir: &Path, name: &str, key: &PrivateJwk) -> PathBuf {
 
 /// Runs `node <script>` in the e2e folder with `env`, off the async runtime (the server
 /// answers on it meanwhile), and returns the one JSON line it prints.
-async fn node(script: &str, env: Vec<(&'static str, String)>) -> Value {
+pub(super) async fn node(script: &str, env: Vec<(&'static str, String)>) -> Value {
     let what = format!("`node {script}` failed");
     let script = script.to_owned();
     let out = tokio::task::spawn_blocking(move || {
@@ -357,7 +359,7 @@ async fn ciba_e2e_openid_client_sees_access_denied_when_the_human_denies() {
 
 /// Debian's Chromium (or `CHROMIUM`). A bare `cargo test` installs it with apt the first
 /// time, as `.ci/run` does; if that is impossible the test fails — it never skips.
-fn chromium() -> String {
+pub(super) fn chromium() -> String {
     static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let path = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let _one_at_a_time = INSTALL
