@@ -480,6 +480,48 @@ pub struct LeavesView {
     pub leaves: Vec<LeafView>,
 }
 
+/// `GET /v1/audit/proofs/range`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RangeQuery {
+    /// First leaf of the range.
+    pub start: u64,
+    /// One past its last leaf.
+    pub end: u64,
+    /// The tree size the proof is for (a checkpoint's size, at least `end`).
+    pub tree_size: u64,
+}
+
+/// One perfect subtree of the log's tree: the hash of leaves
+/// `[index·2^level, (index+1)·2^level)`, base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TreeNodeView {
+    /// Level (0: a leaf hash).
+    pub level: u8,
+    /// Index within the level.
+    pub index: u64,
+    /// The hash.
+    pub hash: String,
+}
+
+/// What proves a contiguous range of leaves against the root of a larger tree: the perfect
+/// subtrees wholly outside the range. A verifier computes every node that covers a leaf of
+/// the range from the leaves themselves and takes only these from the proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RangeProofView {
+    /// First leaf.
+    pub start: u64,
+    /// One past the last leaf.
+    pub end: u64,
+    /// The tree size.
+    pub tree_size: u64,
+    /// The subtrees outside the range, by level then index.
+    pub nodes: Vec<TreeNodeView>,
+    /// The root of the tree of `tree_size` leaves.
+    pub root_hash: String,
+}
+
 /// `GET /v1/audit/checkpoints`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

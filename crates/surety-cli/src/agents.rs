@@ -173,6 +173,13 @@ pub enum AuditCommand {
         /// The file to write (JSON Lines).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Only from this leaf index or RFC 3339 time on; the file then also carries the
+        /// subtrees around the range, which prove it against the signed root.
+        #[arg(long)]
+        from: Option<crate::audit_export::Bound>,
+        /// Only before this leaf index or RFC 3339 time.
+        #[arg(long)]
+        to: Option<crate::audit_export::Bound>,
     },
     /// Print the log's verifier key (hand it to auditors through another channel than the
     /// export).
@@ -444,7 +451,9 @@ pub async fn run(g: &Globals, cmd: AgentCommand) -> anyhow::Result<()> {
 
 pub async fn audit(g: &Globals, cmd: AuditCommand) -> anyhow::Result<()> {
     let (target, agent, human, kind, since, until, limit, cursor) = match cmd {
-        AuditCommand::Export { out } => return crate::audit_export::export(g, &out).await,
+        AuditCommand::Export { out, from, to } => {
+            return crate::audit_export::export(g, &out, from, to).await;
+        }
         AuditCommand::LogKey => return crate::audit_export::log_key(g).await,
         AuditCommand::Tail {
             limit,

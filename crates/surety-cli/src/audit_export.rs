@@ -30,41 +30,126 @@ fn checkpoint_of(note: &str) -> anyhow::Result<Checkpoint> {
     Ok(Checkpoint::parse(&note[..=split])?)
 }
 
-pub async fn export(g: &Globals, out: &Path) -> anyhow::Result<()> {
+/// Where a range of the log begins or ends: a leaf index, or an RFC 3339 time (the first leaf
+/// at or after it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bound {
+    /// A leaf index.
+    Leaf(u64),
+    /// A time.
+    Time(time::OffsetDateTime),
+}
+
+impl std::str::FromStr for Bound {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(n) = s.parse() {
+            return Ok(Self::Leaf(n));
+        }
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .map(Self::Time)
+            .map_err(|_| format!("`{s}` is neither a leaf index nor an RFC 3339 time"))
+    }
+}
+
+/// The leaf index of `bound` in a log of `size` leaves. Times are found by bisection over
+/// the leaves' `time_us`, which ascends in commit order (to within the append batching).
+async fn leaf_of(
+    client: &surety_sdk::AdminClient,
+    bound: &Bound,
+    size: u64,
+) -> anyhow::Result<u64> {
+    let at = match bound {
+        Bound::Leaf(n) => return Ok((*n).min(size)),
+        Bound::Time(t) => i64::try_from(t.unix_timestamp_nanos() / 1000)?,
+    };
+    let (mut lo, mut hi) = (0, size);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let page = client.audit_leaves(mid, mid + 1).await?;
+        let time = page
+            .leaves
+            .first()
+            .and_then(|l| l.entry["time_us"].as_i64())
+            .ok_or_else(|| anyhow::anyhow!("leaf {mid} has no `time_us`"))?;
+        if time < at {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
+}
+
+/// Writes the log up to a fresh signed checkpoint to `out`: all of it, or the leaves
+/// `[from, to)` with the subtrees outside them, which prove the range against the same
+/// signed root.
+pub async fn export(
+    g: &Globals,
+    out: &Path,
+    from: Option<Bound>,
+    to: Option<Bound>,
+) -> anyhow::Result<()> {
     let client = g.client()?;
     let note = client.audit_checkpoint().await?;
     let checkpoint = checkpoint_of(&note)?;
+    let size = checkpoint.size;
+    let start = match &from {
+        Some(b) => leaf_of(&client, b, size).await?,
+        None => 0,
+    };
+    let end = match &to {
+        Some(b) => leaf_of(&client, b, size).await?,
+        None => size,
+    };
+    let range = from.is_some() || to.is_some();
+    anyhow::ensure!(
+        !range || start < end,
+        "no events in that range (leaves {start}..{end} of {size})"
+    );
     let file = std::fs::File::create(out)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
     let mut w = BufWriter::new(file);
-    writeln!(
-        w,
-        "{}",
-        json!({"surety_audit_export": FORMAT, "origin": checkpoint.origin, "size": checkpoint.size})
-    )?;
-    // Every stored checkpoint up to this one goes right after the last leaf it covers, so
-    // that verify checks each, and the chain of `previous` lines between them.
     let mut stored = std::collections::BTreeMap::new();
-    let mut after = 0;
-    loop {
-        let page = client.audit_checkpoints(after, checkpoint.size).await?;
-        let Some(last) = page.checkpoints.last().map(|c| c.size) else {
-            break;
-        };
-        for c in page.checkpoints {
-            stored.insert(c.size, c.note);
+    if range {
+        writeln!(
+            w,
+            "{}",
+            json!({"surety_audit_export": FORMAT, "origin": checkpoint.origin, "size": size, "from": start, "to": end})
+        )?;
+        let proof = client.audit_range_proof(start, end, size).await?;
+        writeln!(w, "{}", json!({ "range_nodes": proof.nodes }))?;
+    } else {
+        writeln!(
+            w,
+            "{}",
+            json!({"surety_audit_export": FORMAT, "origin": checkpoint.origin, "size": size})
+        )?;
+        // Every stored checkpoint up to this one goes right after the last leaf it covers,
+        // so that verify checks each, and the chain of `previous` lines between them.
+        let mut after = 0;
+        loop {
+            let page = client.audit_checkpoints(after, size).await?;
+            let Some(last) = page.checkpoints.last().map(|c| c.size) else {
+                break;
+            };
+            for c in page.checkpoints {
+                stored.insert(c.size, c.note);
+            }
+            after = last;
         }
-        after = last;
+        if let Some(n) = stored.get(&0) {
+            writeln!(w, "{}", json!({ "checkpoint": n }))?;
+        }
     }
-    stored.insert(checkpoint.size, note.clone());
-    if let Some(n) = stored.get(&0) {
-        writeln!(w, "{}", json!({ "checkpoint": n }))?;
-    }
-    let mut start = 0;
-    while start < checkpoint.size {
-        let end = (start + BATCH).min(checkpoint.size);
-        let page = client.audit_leaves(start, end).await?;
-        for (expected, leaf) in (start..end).zip(&page.leaves) {
+    // The checkpoint of the export's size closes it, after the range's last leaf.
+    stored.insert(end, note.clone());
+    let mut at = start;
+    while at < end {
+        let batch_end = (at + BATCH).min(end);
+        let page = client.audit_leaves(at, batch_end).await?;
+        for (expected, leaf) in (at..batch_end).zip(&page.leaves) {
             anyhow::ensure!(
                 leaf.leaf_index == expected,
                 "the server skipped leaf {expected}"
@@ -79,18 +164,24 @@ pub async fn export(g: &Globals, out: &Path) -> anyhow::Result<()> {
             }
         }
         anyhow::ensure!(
-            page.leaves.len() as u64 == end - start,
-            "the server returned {} leaves for {start}..{end}",
+            page.leaves.len() as u64 == batch_end - at,
+            "the server returned {} leaves for {at}..{batch_end}",
             page.leaves.len()
         );
-        start = end;
+        at = batch_end;
     }
     w.flush()?;
-    say!(
-        "{} events and their signed checkpoint written to {}",
-        checkpoint.size,
-        out.display()
-    );
+    if range {
+        say!(
+            "events {start}..{end} (of {size}), the subtrees around them and the signed checkpoint written to {}",
+            out.display()
+        );
+    } else {
+        say!(
+            "{size} events and their signed checkpoint written to {}",
+            out.display()
+        );
+    }
     Ok(())
 }
 
@@ -118,6 +209,8 @@ struct RawLeaf<'a> {
 /// What a verification found.
 #[derive(Debug, serde::Serialize)]
 struct Verified {
+    /// Index of the first event (0 unless the export is a range).
+    first: u64,
     events: u64,
     checkpoints: usize,
     root: String,
@@ -142,8 +235,91 @@ fn verify_file(file: &Path, key: &NoteKey) -> anyhow::Result<Verified> {
     result
 }
 
+/// What a verifier holds: the whole log from its first leaf, or one range of it with the
+/// subtrees outside the range.
+enum Held {
+    Full(MemoryTree),
+    Range {
+        from: u64,
+        to: u64,
+        outside: Option<merkle::NodeMap>,
+        leaves: Vec<merkle::Hash>,
+    },
+}
+
+impl Held {
+    /// Leaves read so far, counted from the log's start.
+    fn next_index(&self) -> u64 {
+        match self {
+            Self::Full(tree) => tree.size(),
+            Self::Range { from, leaves, .. } => from + leaves.len() as u64,
+        }
+    }
+
+    fn push(&mut self, leaf: merkle::Hash) {
+        match self {
+            Self::Full(tree) => {
+                tree.push(leaf);
+            }
+            Self::Range { leaves, .. } => leaves.push(leaf),
+        }
+    }
+
+    /// The root of the first `size` leaves of the log.
+    fn root(&self, no: usize, size: u64) -> anyhow::Result<merkle::Hash> {
+        match self {
+            Self::Full(tree) => Ok(tree.root(size)?),
+            Self::Range {
+                from,
+                to,
+                outside,
+                leaves,
+            } => {
+                let outside = outside.as_ref().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "line {no}: a range export needs its `range_nodes` before the checkpoint"
+                    )
+                })?;
+                anyhow::ensure!(
+                    from + leaves.len() as u64 == *to && size >= *to,
+                    "line {no}: the checkpoint covers {size} events, but the range {from}..{to} is not all there before it: events were removed"
+                );
+                let held = merkle::Partial {
+                    outside,
+                    start: *from,
+                    leaves,
+                };
+                merkle::root(&held, size).map_err(|e| {
+                    anyhow::anyhow!("line {no}: the subtrees around the range do not fit it in a tree of {size} ({e}): the range was moved or its `range_nodes` altered")
+                })
+            }
+        }
+    }
+}
+
+fn range_nodes(no: usize, value: &Value) -> anyhow::Result<merkle::NodeMap> {
+    let bad = || anyhow::anyhow!("line {no}: malformed `range_nodes`");
+    let mut map = merkle::NodeMap::default();
+    for node in value.as_array().ok_or_else(bad)? {
+        let level = node["level"]
+            .as_u64()
+            .and_then(|l| u8::try_from(l).ok())
+            .ok_or_else(bad)?;
+        let index = node["index"].as_u64().ok_or_else(bad)?;
+        let hash = node["hash"].as_str().ok_or_else(bad)?;
+        use base64::Engine as _;
+        let hash: merkle::Hash = base64::engine::general_purpose::STANDARD
+            .decode(hash)
+            .ok()
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(bad)?;
+        map.0.insert((level, index), hash);
+    }
+    Ok(map)
+}
+
 fn verify_reader(reader: impl BufRead, key: &NoteKey) -> anyhow::Result<Verified> {
-    let mut tree = MemoryTree::new();
+    let mut held = Held::Full(MemoryTree::new());
     let mut checkpoints = 0;
     let mut covered = 0;
     let mut last_root = merkle::empty_root();
@@ -155,17 +331,24 @@ fn verify_reader(reader: impl BufRead, key: &NoteKey) -> anyhow::Result<Verified
         if n > 0
             && let Ok(leaf) = serde_json::from_str::<RawLeaf<'_>>(&line)
         {
+            let expected = held.next_index();
             anyhow::ensure!(
-                leaf.leaf_index == tree.size(),
-                "line {no}: leaf {} where leaf {} was expected: an event is missing, repeated or out of order",
+                leaf.leaf_index == expected,
+                "line {no}: leaf {} where leaf {expected} was expected: an event is missing, repeated or out of order",
                 leaf.leaf_index,
-                tree.size()
             );
+            if let Held::Range { to, .. } = &held {
+                anyhow::ensure!(
+                    leaf.leaf_index < *to,
+                    "line {no}: leaf {} is beyond the range the export names (up to {to})",
+                    leaf.leaf_index
+                );
+            }
             anyhow::ensure!(
                 leaf.entry.get().starts_with('{'),
                 "line {no}: the leaf's entry is not an object"
             );
-            tree.push(merkle::leaf_hash(leaf.entry.get().as_bytes()));
+            held.push(merkle::leaf_hash(leaf.entry.get().as_bytes()));
             continue;
         }
         let value: Value = serde_json::from_str(&line)
@@ -175,6 +358,31 @@ fn verify_reader(reader: impl BufRead, key: &NoteKey) -> anyhow::Result<Verified
                 value["surety_audit_export"] == FORMAT,
                 "line 1: not a Surety audit export (format {FORMAT})"
             );
+            match (value["from"].as_u64(), value["to"].as_u64()) {
+                (None, None) if value.get("from").is_none() && value.get("to").is_none() => {}
+                (Some(from), Some(to)) if from < to => {
+                    held = Held::Range {
+                        from,
+                        to,
+                        outside: None,
+                        leaves: Vec::new(),
+                    };
+                }
+                _ => anyhow::bail!("line 1: `from` and `to` must name a non-empty range of leaves"),
+            }
+            continue;
+        }
+        if let Some(nodes) = value.get("range_nodes") {
+            match &mut held {
+                Held::Range {
+                    outside, leaves, ..
+                } if outside.is_none() && leaves.is_empty() => {
+                    *outside = Some(range_nodes(no, nodes)?);
+                }
+                _ => anyhow::bail!(
+                    "line {no}: `range_nodes` belong once, right after the header of a range export"
+                ),
+            }
             continue;
         }
         if let Some(note) = value.get("checkpoint").and_then(Value::as_str) {
@@ -192,49 +400,60 @@ fn verify_reader(reader: impl BufRead, key: &NoteKey) -> anyhow::Result<Verified
                 cp.origin,
                 key.name
             );
-            anyhow::ensure!(
-                cp.size <= tree.size(),
-                "line {no}: the checkpoint covers {} events, but only {} come before it: events were removed",
-                cp.size,
-                tree.size()
-            );
-            // `previous <size> <root>`: the checkpoint before it must be of this same log.
-            for ext in &cp.extensions {
-                let Some(prev) = ext.strip_prefix("previous ") else {
-                    continue;
-                };
-                let (size, root) = prev
-                    .split_once(' ')
-                    .ok_or_else(|| anyhow::anyhow!("line {no}: a malformed `previous` line"))?;
-                let size: u64 = size
-                    .parse()
-                    .map_err(|_| anyhow::anyhow!("line {no}: a malformed `previous` line"))?;
+            if let Held::Full(tree) = &held {
                 anyhow::ensure!(
-                    size <= cp.size && tree.size() >= size && base64_std(&tree.root(size)?) == root,
-                    "line {no}: the previous checkpoint it names ({size} events) is not of this log: the log was forked or rewritten"
+                    cp.size <= tree.size(),
+                    "line {no}: the checkpoint covers {} events, but only {} come before it: events were removed",
+                    cp.size,
+                    tree.size()
                 );
+                // `previous <size> <root>`: the checkpoint before it must be of this same
+                // log. (A range export holds too little of the log to recompute it.)
+                for ext in &cp.extensions {
+                    let Some(prev) = ext.strip_prefix("previous ") else {
+                        continue;
+                    };
+                    let (size, root) = prev
+                        .split_once(' ')
+                        .ok_or_else(|| anyhow::anyhow!("line {no}: a malformed `previous` line"))?;
+                    let size: u64 = size
+                        .parse()
+                        .map_err(|_| anyhow::anyhow!("line {no}: a malformed `previous` line"))?;
+                    anyhow::ensure!(
+                        size <= cp.size
+                            && tree.size() >= size
+                            && base64_std(&tree.root(size)?) == root,
+                        "line {no}: the previous checkpoint it names ({size} events) is not of this log: the log was forked or rewritten"
+                    );
+                }
             }
-            let root = tree.root(cp.size)?;
+            let root = held.root(no, cp.size)?;
             anyhow::ensure!(
                 root == cp.root,
-                "line {no}: the first {} events do not hash to the signed root: an entry was altered, removed, added or reordered",
+                "line {no}: the events do not hash to the signed root of the first {} events: an entry was altered, removed, added or reordered",
                 cp.size
             );
             checkpoints += 1;
-            covered = cp.size;
+            covered = held.next_index();
             last_root = root;
             continue;
         }
         anyhow::bail!("line {no}: neither a leaf (`leaf_index`, `entry`) nor a checkpoint");
     }
     anyhow::ensure!(checkpoints > 0, "the export holds no signed checkpoint");
+    let read = held.next_index();
     anyhow::ensure!(
-        covered == tree.size(),
+        covered == read,
         "{} events after the last checkpoint are covered by no signature",
-        tree.size() - covered
+        read - covered
     );
+    let (first, events) = match &held {
+        Held::Full(tree) => (0, tree.size()),
+        Held::Range { from, leaves, .. } => (*from, leaves.len() as u64),
+    };
     Ok(Verified {
-        events: tree.size(),
+        first,
+        events,
         checkpoints,
         root: merkle_hex(&last_root),
     })
@@ -269,8 +488,17 @@ pub fn verify(
     if g.json {
         return crate::output::json(&verified);
     }
+    let range = if verified.first > 0 {
+        format!(
+            " (leaves {}..{})",
+            verified.first,
+            verified.first + verified.events
+        )
+    } else {
+        String::new()
+    };
     say!(
-        "verified: {} events, {} signed checkpoint(s), root {}",
+        "verified: {} events{range}, {} signed checkpoint(s), root {}",
         verified.events,
         verified.checkpoints,
         verified.root

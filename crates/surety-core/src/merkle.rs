@@ -316,6 +316,65 @@ pub fn wanted<T>(
     Ok(positions)
 }
 
+/// A tree of which a verifier holds only the leaves `[start, start + leaves.len())`, and was
+/// handed the nodes `outside` that range. A node that covers any held leaf is always computed
+/// from the leaves, never taken from `outside`, so a root computed through it binds every
+/// held leaf at its position: a range of the log proven against a signed root.
+#[derive(Debug, Clone, Copy)]
+pub struct Partial<'a, S: NodeSource + ?Sized> {
+    /// Nodes wholly outside the range.
+    pub outside: &'a S,
+    /// Index of the first held leaf.
+    pub start: u64,
+    /// The held leaf hashes, in order.
+    pub leaves: &'a [Hash],
+}
+
+impl<S: NodeSource + ?Sized> NodeSource for Partial<'_, S> {
+    fn node(&self, level: u8, index: u64) -> Option<Hash> {
+        let lo = u128::from(index) << level;
+        let hi = (u128::from(index) + 1) << level;
+        let (start, end) = (
+            u128::from(self.start),
+            u128::from(self.start) + self.leaves.len() as u128,
+        );
+        if hi <= start || lo >= end {
+            return self.outside.node(level, index);
+        }
+        if level == 0 {
+            let i = usize::try_from(index.checked_sub(self.start)?).ok()?;
+            return self.leaves.get(i).copied();
+        }
+        Some(node_hash(
+            &self.node(level - 1, 2 * index)?,
+            &self.node(level - 1, 2 * index + 1)?,
+        ))
+    }
+}
+
+/// The nodes outside leaves `[start, end)` that a holder of those leaves needs to compute
+/// the root of the tree of `size` leaves (sorted, without repeats).
+pub fn range_proof_nodes(start: u64, end: u64, size: u64) -> Result<Vec<(u8, u64)>, TreeError> {
+    if start >= end || end > size {
+        return Err(TreeError::OutOfRange(format!(
+            "leaves {start}..{end} are not a non-empty range of a tree of {size}"
+        )));
+    }
+    let len = usize::try_from(end - start)
+        .map_err(|_| TreeError::OutOfRange("the range is too long".into()))?;
+    let placeholders = vec![[0; 32]; len];
+    wanted(|outside| {
+        root(
+            &Partial {
+                outside,
+                start,
+                leaves: &placeholders,
+            },
+            size,
+        )
+    })
+}
+
 /// Perfect-subtree hashes kept in memory: `levels[l][i]` is `node(l, i)`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemoryTree {

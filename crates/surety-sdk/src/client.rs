@@ -354,6 +354,25 @@ impl AdminClient {
         .await
     }
 
+    /// `GET /v1/audit/proofs/range`: the nodes that prove leaves `[start, end)` against the
+    /// root of the tree of `tree_size`.
+    pub async fn audit_range_proof(
+        &self,
+        start: u64,
+        end: u64,
+        tree_size: u64,
+    ) -> Result<surety_api::admin::RangeProofView, ClientError> {
+        self.get(
+            "/v1/audit/proofs/range",
+            Some(&surety_api::admin::RangeQuery {
+                start,
+                end,
+                tree_size,
+            }),
+        )
+        .await
+    }
+
     /// `GET /v1/audit/leaves`.
     pub async fn audit_leaves(
         &self,

@@ -275,6 +275,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(inventory::agents))
         .routes(routes!(inventory::report))
         .routes(routes!(audit::list))
+        .routes(routes!(audit::range))
         .routes(routes!(audit::checkpoint))
         .routes(routes!(audit::checkpoints))
         .routes(routes!(audit::verifier_key))

@@ -256,3 +256,84 @@ proptest! {
         }
     }
 }
+
+/// The outside nodes of `[start, end)` in `t`, as a server would hand them out.
+fn outside_nodes(t: &MemoryTree, start: u64, end: u64, size: u64) -> NodeMap {
+    let positions = range_proof_nodes(start, end, size).unwrap_or_default();
+    NodeMap(
+        positions
+            .iter()
+            .filter_map(|&(l, i)| t.node(l, i).map(|h| ((l, i), h)))
+            .collect(),
+    )
+}
+
+#[test]
+fn a_range_of_leaves_with_the_nodes_outside_it_gives_the_signed_root() {
+    let t = reference();
+    let leaves: Vec<Hash> = (0..8).filter_map(|i| t.node(0, i)).collect();
+    // Leaves 3 and 4 of 7: leaf 2, the pair (0, 1), leaf 5 and leaf 6 around them.
+    assert_eq!(
+        range_proof_nodes(3, 5, 7),
+        Ok(vec![(0, 2), (0, 5), (0, 6), (1, 0)])
+    );
+    let outside = outside_nodes(&t, 3, 5, 7);
+    let held = Partial {
+        outside: &outside,
+        start: 3,
+        leaves: &leaves[3..5],
+    };
+    assert_eq!(root(&held, 7), t.root(7));
+    // A held leaf changed, or one moved, no longer gives the root.
+    let mut changed = leaves[3..5].to_vec();
+    changed[1][0] ^= 1;
+    let bad = Partial {
+        leaves: &changed,
+        ..held
+    };
+    assert_ne!(root(&bad, 7), t.root(7));
+    let shifted = Partial { start: 2, ..held };
+    assert_ne!(root(&shifted, 7).ok(), t.root(7).ok());
+    // A node covering a held leaf is never taken from outside, even if offered.
+    let mut offered = outside.clone();
+    offered.0.insert((1, 1), [7; 32]);
+    offered.0.insert((3, 0), [7; 32]);
+    let held = Partial {
+        outside: &offered,
+        ..held
+    };
+    assert_eq!(root(&held, 7), t.root(7));
+    assert!(range_proof_nodes(5, 5, 7).is_err());
+    assert!(range_proof_nodes(3, 8, 7).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn every_range_of_every_size_proves_its_root(n in 1u64..40, seed in any::<u8>()) {
+        let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&[seed, i as u8])).collect();
+        let mut t = MemoryTree::new();
+        for l in &leaves {
+            t.push(*l);
+        }
+        for size in 1..=n {
+            for start in 0..size {
+                for end in start + 1..=size {
+                    let outside = outside_nodes(&t, start, end, size);
+                    // Only nodes wholly outside the range are handed out.
+                    for (l, i) in outside.0.keys() {
+                        let (lo, hi) = (i << l, (i + 1) << l);
+                        prop_assert!(hi <= start || lo >= end);
+                    }
+                    let held = Partial {
+                        outside: &outside,
+                        start,
+                        leaves: &leaves[start as usize..end as usize],
+                    };
+                    prop_assert_eq!(root(&held, size).ok(), t.root(size).ok());
+                }
+            }
+        }
+    }
+}

@@ -303,6 +303,51 @@ pub async fn inclusion(
     }))
 }
 
+/// What proves leaves `[start, end)` against the root of the tree of `tree_size`: the perfect
+/// subtrees wholly outside the range (a partial export carries it).
+#[utoipa::path(get, path = "/v1/audit/proofs/range", tag = "audit", params(surety_api::admin::RangeQuery), security(("dpop" = [])),
+    responses((status = 200, body = surety_api::admin::RangeProofView), (status = 400, body = surety_api::ErrorBody)))]
+pub async fn range(
+    State(state): State<AppState>,
+    AdminCaller(_): AdminCaller,
+    Query(q): Query<surety_api::admin::RangeQuery>,
+) -> Result<axum::Json<surety_api::admin::RangeProofView>, ApiError> {
+    use surety_core::merkle::NodeSource as _;
+    within_tree(&state, q.tree_size, "tree_size").await?;
+    let (start, end, size) = (q.start, q.end, q.tree_size);
+    let positions = surety_core::merkle::range_proof_nodes(start, end, size).map_err(tree_error)?;
+    let mut wanted = positions.clone();
+    // The root too, to name what the proof leads to.
+    wanted.extend(
+        surety_core::merkle::wanted(|src| surety_core::merkle::root(src, size))
+            .map_err(tree_error)?,
+    );
+    let nodes = state.store.tree_nodes(&wanted).await?;
+    let root = surety_core::merkle::root(&nodes, size).map_err(tree_error)?;
+    let nodes = positions
+        .iter()
+        .map(|&(level, index)| {
+            nodes
+                .node(level, index)
+                .map(|h| surety_api::admin::TreeNodeView {
+                    level,
+                    index,
+                    hash: b64(&h),
+                })
+                .ok_or_else(|| {
+                    tree_error(surety_core::merkle::TreeError::MissingNode { level, index })
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(axum::Json(surety_api::admin::RangeProofView {
+        start,
+        end,
+        tree_size: size,
+        nodes,
+        root_hash: b64(&root),
+    }))
+}
+
 /// An RFC 9162 consistency proof between two tree sizes.
 #[utoipa::path(get, path = "/v1/audit/proofs/consistency", tag = "audit", params(surety_api::admin::ConsistencyQuery), security(("dpop" = [])),
     responses((status = 200, body = surety_api::admin::ConsistencyProofView), (status = 400, body = surety_api::ErrorBody)))]

@@ -153,8 +153,40 @@ async fn checkpoints_are_signed_and_proofs_verify_against_them() {
         &later.root,
         &nodes
     ));
-    // Out of range, and without credentials.
+    // A range of leaves, with the subtrees around it, gives the signed root.
     let size = later.size;
+    let path = format!("/v1/audit/proofs/range?start=1&end=3&tree_size={size}");
+    let proof: Value = get(&server, &path).await.json().await.unwrap();
+    assert_eq!(hash(&proof["root_hash"]), later.root);
+    let mut outside = merkle::NodeMap::default();
+    for n in proof["nodes"].as_array().unwrap() {
+        let (level, index) = (n["level"].as_u64().unwrap(), n["index"].as_u64().unwrap());
+        assert!(
+            (index + 1) << level <= 1 || index << level >= 3,
+            "only nodes outside the range: {n}"
+        );
+        outside
+            .0
+            .insert((u8::try_from(level).unwrap(), index), hash(&n["hash"]));
+    }
+    let leaves: Value = get(&server, "/v1/audit/leaves?start=1&end=3")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let held: Vec<merkle::Hash> = leaves["leaves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| merkle::leaf_hash(l["entry"].to_string().as_bytes()))
+        .collect();
+    let partial = merkle::Partial {
+        outside: &outside,
+        start: 1,
+        leaves: &held,
+    };
+    assert_eq!(merkle::root(&partial, size), Ok(later.root));
+    // Out of range, and without credentials.
     for bad in [
         format!("/v1/audit/proofs/inclusion?index={size}&tree_size={size}"),
         format!(
@@ -164,6 +196,15 @@ async fn checkpoints_are_signed_and_proofs_verify_against_them() {
         format!("/v1/audit/proofs/consistency?from=0&to={size}"),
         format!("/v1/audit/proofs/consistency?from={size}&to=1"),
         format!("/v1/audit/proofs/consistency?from=1&to={}", size + 100),
+        format!("/v1/audit/proofs/range?start=2&end=2&tree_size={size}"),
+        format!(
+            "/v1/audit/proofs/range?start=0&end={}&tree_size={size}",
+            size + 1
+        ),
+        format!(
+            "/v1/audit/proofs/range?start=0&end=1&tree_size={}",
+            size + 100
+        ),
     ] {
         expect_error(get(&server, &bad).await, 400, "invalid_request").await;
     }
