@@ -39,6 +39,9 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
     },
+    /// Inclusion and consistency proof latency from the store, on a log of this many
+    /// events (10 million by default).
+    AuditProofs(crate::bench_audit::ProofLoad),
     /// Ed25519 and ES256 signatures and verifications per second on this machine.
     Crypto {
         /// How long to measure each operation.
@@ -390,6 +393,7 @@ fn crypto(length: Duration) -> anyhow::Result<Vec<CryptoRow>> {
 pub async fn run(g: &Globals, cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Approvals(args) => crate::bench_approvals::run(g, args).await,
+        BenchCommand::AuditProofs(args) => crate::bench_audit::run(g, args).await,
         BenchCommand::AuditVerify { events } => {
             let report =
                 tokio::task::spawn_blocking(move || crate::audit_export::bench_verify(events))

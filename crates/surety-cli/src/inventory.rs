@@ -108,7 +108,8 @@ pub async fn run(g: &Globals, cmd: InventoryCommand) -> anyhow::Result<()> {
             serde_json::to_string_pretty(&client.inventory_report(&query).await?)? + "\n"
         }
         (Format::Table, InventoryExport::Agents) => {
-            agents_table(&client.inventory(&query).await?.items)
+            let inventory = client.inventory(&query).await?;
+            agents_table(&inventory.items, inventory.generated_at)
         }
         (Format::Table, InventoryExport::Report) => {
             report_table(&client.inventory_report(&query).await?)
@@ -125,11 +126,11 @@ pub async fn run(g: &Globals, cmd: InventoryCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn agents_table(items: &[InventoryAgent]) -> String {
+/// The table, with key ages as of `now` (the report's time, not this machine's).
+fn agents_table(items: &[InventoryAgent], now: time::OffsetDateTime) -> String {
     if items.is_empty() {
         return "No agents.\n".into();
     }
-    let now = time::OffsetDateTime::now_utc();
     let mut t = Table::new(&[
         "agent",
         "name",
@@ -191,8 +192,10 @@ fn agents_table(items: &[InventoryAgent]) -> String {
 
 fn report_table(report: &ReportResponse) -> String {
     let mut out = format!("{} agents\n", report.agents);
-    for (kind, n) in &report.summary {
-        out.push_str(&format!("  {kind:<18} {n}\n"));
+    // In report order, which the JSON object's keys do not keep.
+    for kind in surety_core::inventory::FindingKind::ALL {
+        let n = report.summary.get(kind.as_str()).copied().unwrap_or(0);
+        out.push_str(&format!("  {:<18} {n}\n", kind.as_str()));
     }
     if report.items.is_empty() {
         out.push_str("\nNothing needs attention.\n");

@@ -7,6 +7,7 @@ mod approve;
 mod audit_export;
 mod bench;
 mod bench_approvals;
+mod bench_audit;
 mod credentials;
 mod humans;
 mod inventory;

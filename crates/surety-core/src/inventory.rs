@@ -197,7 +197,7 @@ pub fn findings(facts: &AgentFacts, limits: &Thresholds, now: OffsetDateTime) ->
             None,
             Some(facts.owner.updated_at),
             format!(
-                "its owner {} was deactivated; give it a new owner or revoke it",
+                "its owner {} was deactivated and nobody answers for it; revoke it, or reactivate the owner if it is still needed",
                 facts.owner.email
             ),
         );
@@ -313,8 +313,11 @@ pub fn findings(facts: &AgentFacts, limits: &Thresholds, now: OffsetDateTime) ->
             (AgentStatus::Suspended, Some(why)) => format!("suspended: {why}"),
             (AgentStatus::Suspended, None) => "suspended".to_owned(),
             _ => format!(
-                "suspended {} times in the last {recent_days} days, reinstated since",
-                facts.recent.suspensions
+                "suspended {} in the last {recent_days} days, reinstated since",
+                match facts.recent.suspensions {
+                    1 => "once".to_owned(),
+                    n => format!("{n} times"),
+                }
             ),
         };
         let since = (agent.status == AgentStatus::Suspended).then_some(agent.updated_at);

@@ -288,8 +288,8 @@ pub const KEYS: &[KeySpec] = &[
     KeySpec {
         name: "inventory_unused_after",
         kind: KeyKind::Duration,
-        default: "30d",
-        doc: "The inventory reports a granted scope that no allowed decision exercised for this long (in a grant at least this old) as an unused permission.",
+        default: "14d",
+        doc: "The inventory reports a granted scope that no allowed decision exercised for this long (in a grant at least this old) as an unused permission. Keep it below `grant_max_lifetime`, or no live grant is ever old enough to be judged.",
     },
     KeySpec {
         name: "inventory_expiring_within",

@@ -308,10 +308,11 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
                     at: now,
                     events: vec![event],
                     strike,
-                    kind: match decision.outcome {
-                        Outcome::Allow => ActivityKind::Allowed,
-                        Outcome::Deny => ActivityKind::Denied,
-                        Outcome::StepUp => ActivityKind::SteppedUp,
+                    kind: match (decision.outcome, &request) {
+                        (_, None) => ActivityKind::Refused,
+                        (Outcome::Allow, _) => ActivityKind::Allowed,
+                        (Outcome::Deny, _) => ActivityKind::Denied,
+                        (Outcome::StepUp, _) => ActivityKind::SteppedUp,
                     },
                     exercised,
                 })

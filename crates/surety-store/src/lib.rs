@@ -247,6 +247,9 @@ pub enum ActivityKind {
     Denied,
     /// A decision asked for a human's approval.
     SteppedUp,
+    /// A refusal made before any policy ran (a token for another audience, a grant gone):
+    /// it says nothing about the agent and is not counted.
+    Refused,
 }
 
 /// What to read to decide whether a token is still active.

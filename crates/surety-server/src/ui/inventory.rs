@@ -340,7 +340,8 @@ pub(super) async fn agent_page(
         kind,
         ..AuditFilter::default()
     };
-    let scope = me.audit_scope();
+    // The owner or an admin answers for everything the agent did, whoever it acted for.
+    let scope = surety_core::audit::AuditScope::All;
     let decisions = state
         .store
         .list_events(
@@ -430,6 +431,16 @@ pub(super) async fn agent_action(
             return Err(ApiError::not_found(format!("no action `{other}` here")));
         }
     };
+    // Another owner's agent is as absent here as on its page.
+    let agent_id: AgentId = crate::admin::parse("id", &id)?;
+    let visible = state
+        .store
+        .get_agent(agent_id)
+        .await?
+        .is_some_and(|a| me.may_view_agent(&a).is_ok());
+    if !visible {
+        return Err(ApiError::not_found(format!("agent `{agent_id}` not found")));
+    }
     let view = crate::admin::agents::transition(&state, &me, &id, action, Some(body)).await?;
     Ok(axum::Json(serde_json::json!({"status": view.status})))
 }

@@ -22,7 +22,8 @@ CREATE TABLE agent_activity_daily (
     PRIMARY KEY (agent_id, day)
 );
 
--- Both start from what the audit log already holds.
+-- Both start from what the audit log already holds: access tokens from token exchange,
+-- evaluated decisions (those filed under the agent), allowed actions named in the grant.
 INSERT INTO grant_scope_usage (grant_id, scope, uses, last_used_at)
 SELECT e.details::jsonb ->> 'grant_id', e.details::jsonb ->> 'action', COUNT(*), MAX(e.time)
 FROM audit_events e
@@ -34,7 +35,8 @@ GROUP BY 1, 2;
 
 INSERT INTO agent_activity_daily (agent_id, day, tokens, allowed, denied, step_up)
 SELECT e.agent_id, to_char(e.time AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
-       COUNT(*) FILTER (WHERE e.kind = 'token.issued'),
+       COUNT(*) FILTER (WHERE e.kind = 'token.issued'
+           AND e.details::jsonb ->> 'grant_type' = 'urn:ietf:params:oauth:grant-type:token-exchange'),
        COUNT(*) FILTER (WHERE e.kind = 'decision.made' AND e.details::jsonb ->> 'decision' = 'allow'),
        COUNT(*) FILTER (WHERE e.kind = 'decision.made' AND e.details::jsonb ->> 'decision' = 'deny'),
        COUNT(*) FILTER (WHERE e.kind = 'decision.made' AND e.details::jsonb ->> 'decision' = 'step_up')

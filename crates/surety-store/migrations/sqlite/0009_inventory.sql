@@ -22,7 +22,8 @@ CREATE TABLE agent_activity_daily (
     PRIMARY KEY (agent_id, day)
 );
 
--- Both start from what the audit log already holds.
+-- Both start from what the audit log already holds: access tokens from token exchange,
+-- evaluated decisions (those filed under the agent), allowed actions named in the grant.
 INSERT INTO grant_scope_usage (grant_id, scope, uses, last_used_at)
 SELECT json_extract(e.details, '$.grant_id'), json_extract(e.details, '$.action'),
        COUNT(*), MAX(e.time)
@@ -36,7 +37,8 @@ GROUP BY 1, 2;
 
 INSERT INTO agent_activity_daily (agent_id, day, tokens, allowed, denied, step_up)
 SELECT e.agent_id, substr(e.time, 1, 10),
-       SUM(e.kind = 'token.issued'),
+       SUM(e.kind = 'token.issued'
+           AND json_extract(e.details, '$.grant_type') = 'urn:ietf:params:oauth:grant-type:token-exchange'),
        SUM(e.kind = 'decision.made' AND json_extract(e.details, '$.decision') = 'allow'),
        SUM(e.kind = 'decision.made' AND json_extract(e.details, '$.decision') = 'deny'),
        SUM(e.kind = 'decision.made' AND json_extract(e.details, '$.decision') = 'step_up')

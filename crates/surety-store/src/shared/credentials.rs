@@ -204,6 +204,7 @@ impl CredentialStore for Backend {
                 ActivityKind::Allowed => 1,
                 ActivityKind::Denied => 2,
                 ActivityKind::SteppedUp => 3,
+                ActivityKind::Refused => continue,
             };
             daily.entry((t.agent, day(t.at))).or_default()[slot] += 1;
             if let Some((grant, scope)) = &t.exercised {

@@ -245,3 +245,43 @@ impl TryFrom<CheckpointRow> for StoredCheckpoint {
         })
     }
 }
+
+impl Backend {
+    /// Writes a prebuilt tree into an *empty* audit tree, unchecked: how a benchmark reaches
+    /// sizes (10 million leaves) that appends would take hours to reach. Nodes come level by
+    /// level; each is `(level, index, hash)`. Refuses a tree that already has leaves.
+    pub async fn load_tree_for_benchmark(
+        &self,
+        nodes: impl Iterator<Item = (u8, u64, Hash)> + Send,
+    ) -> Result<()> {
+        let mut tx = self.writer().begin().await?;
+        if size_tx(&mut tx).await? > 0 {
+            return Err(StoreError::Invalid(
+                "the audit tree is not empty: benchmarks load into a fresh store".into(),
+            ));
+        }
+        let mut chunk = Vec::with_capacity(5000);
+        let mut pending = 0usize;
+        let mut nodes = nodes.peekable();
+        while nodes.peek().is_some() {
+            chunk.clear();
+            chunk.extend(nodes.by_ref().take(5000));
+            let mut q: QueryBuilder<Db> =
+                QueryBuilder::new("INSERT INTO audit_tree (level, idx, hash) ");
+            q.push_values(&chunk, |mut row, (level, idx, hash)| {
+                row.push_bind(i16::from(*level))
+                    .push_bind(i64::try_from(*idx).unwrap_or(i64::MAX))
+                    .push_bind(hash.to_vec());
+            });
+            q.build().execute(&mut *tx).await?;
+            pending += chunk.len();
+            if pending >= 200_000 {
+                tx.commit().await?;
+                tx = self.writer().begin().await?;
+                pending = 0;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

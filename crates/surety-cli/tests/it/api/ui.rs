@@ -329,7 +329,7 @@ async fn inventory_pages_show_each_human_their_own_and_refuse_what_they_may_not_
         why.clone(),
     )
     .await;
-    expect_error(r, 403, "forbidden").await;
+    expect_error(r, 404, "not_found").await;
     let r = act(
         suspend_members.clone(),
         Some(ours.clone()),
