@@ -223,30 +223,54 @@ fn acknowledged_changes_survive_kill_9() {
 /// registration is there with its audit event, and the log still verifies as one tree.
 #[test]
 fn sigkill_under_load_loses_no_acknowledged_event_and_the_log_verifies() {
+    sigkill_under_load(None);
+}
+
+/// The same on PostgreSQL: a connection killed mid-transaction leaves nothing half-written.
+#[test]
+fn sigkill_under_load_on_postgresql_loses_no_acknowledged_event() {
+    if !surety_testkit::postgres_configured() {
+        eprintln!(
+            "PostgreSQL run skipped: set {}",
+            surety_testkit::TEST_DATABASE_URL_ENV
+        );
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let schema = runtime
+        .block_on(surety_store::testing::PgTestSchema::create())
+        .unwrap()
+        .unwrap();
+    sigkill_under_load(Some(&schema.url));
+    runtime.block_on(schema.drop_schema()).unwrap();
+}
+
+fn sigkill_under_load(database_url: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data_s = data.to_str().unwrap().to_owned();
+    let mut store_args = vec!["--data-dir", data_s.as_str()];
+    if let Some(url) = database_url {
+        store_args.extend(["--database-url", url]);
+    }
     let port = free_port();
     let issuer = format!("http://127.0.0.1:{port}");
-    let init = json(surety(
-        &[
-            "init",
-            "--data-dir",
-            &data_s,
-            "--issuer",
-            &issuer,
-            "--admin",
-            "Ada",
-            "--admin-email",
-            "ada@example.com",
-            "--json",
-        ],
-        &[],
-    ));
+    let mut init_args = vec!["init"];
+    init_args.extend(&store_args);
+    init_args.extend([
+        "--issuer",
+        &issuer,
+        "--admin",
+        "Ada",
+        "--admin-email",
+        "ada@example.com",
+        "--json",
+    ]);
+    let init = json(surety(&init_args, &[]));
     let profile = init["profile"].as_str().unwrap().to_owned();
     let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     for round in 0..3 {
-        let server = Serve::start_on(port, &["--data-dir", &data_s], &[]);
+        let server = Serve::start_on(port, &store_args, &[]);
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let workers: Vec<_> = (0..2)
             .map(|w| {
@@ -289,7 +313,7 @@ fn sigkill_under_load_loses_no_acknowledged_event_and_the_log_verifies() {
         acknowledged.len() >= 6,
         "load was applied: {acknowledged:?}"
     );
-    let server = Serve::start_on(port, &["--data-dir", &data_s], &[]);
+    let server = Serve::start_on(port, &store_args, &[]);
     let env = [("SURETY_PROFILE", profile.as_str())];
     let listed = json(surety(
         &["agent", "list", "--limit", "1000", "--json"],
