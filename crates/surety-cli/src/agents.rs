@@ -189,10 +189,11 @@ pub enum AuditCommand {
     Verify {
         /// The export.
         file: PathBuf,
-        /// The log's verifier key (`GET /v1/audit/log-key`), obtained independently.
+        /// The log's verifier key (`GET /v1/audit/log-key`), or a file holding it or the
+        /// organisation's JWKS (its `jwks_uri`, `/jwks`), obtained independently.
         #[arg(long, conflicts_with = "key_file")]
         key: Option<String>,
-        /// A file holding that key.
+        /// A file holding the verifier key or the JWKS.
         #[arg(long, value_name = "FILE")]
         key_file: Option<PathBuf>,
     },

@@ -218,7 +218,7 @@ struct Verified {
 
 /// Verifies an export against the verifier key `key`; the error names the first line at
 /// fault.
-fn verify_file(file: &Path, key: &NoteKey) -> anyhow::Result<Verified> {
+fn verify_file(file: &Path, keys: &[NoteKey]) -> anyhow::Result<Verified> {
     let handle =
         std::fs::File::open(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     // A progress bar on stderr, for long files read at a terminal (hidden otherwise).
@@ -230,7 +230,7 @@ fn verify_file(file: &Path, key: &NoteKey) -> anyhow::Result<Verified> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let result = verify_reader(std::io::BufReader::new(progress.wrap_read(handle)), key);
+    let result = verify_reader(std::io::BufReader::new(progress.wrap_read(handle)), keys);
     progress.finish_and_clear();
     result
 }
@@ -318,7 +318,8 @@ fn range_nodes(no: usize, value: &Value) -> anyhow::Result<merkle::NodeMap> {
     Ok(map)
 }
 
-fn verify_reader(reader: impl BufRead, key: &NoteKey) -> anyhow::Result<Verified> {
+fn verify_reader(reader: impl BufRead, keys: &[NoteKey]) -> anyhow::Result<Verified> {
+    let name = keys.first().map(|k| k.name.clone()).unwrap_or_default();
     let mut held = Held::Full(MemoryTree::new());
     let mut checkpoints = 0;
     let mut covered = 0;
@@ -386,19 +387,19 @@ fn verify_reader(reader: impl BufRead, key: &NoteKey) -> anyhow::Result<Verified
             continue;
         }
         if let Some(note) = value.get("checkpoint").and_then(Value::as_str) {
-            let text = surety_jose::note::open(note, std::slice::from_ref(key)).map_err(|_| {
+            let text = surety_jose::note::open(note, keys).map_err(|_| {
+                let names: Vec<String> = keys.iter().map(NoteKey::vkey).collect();
                 anyhow::anyhow!(
                     "line {no}: the checkpoint is not signed by the key {} (forged, or altered)",
-                    key.vkey()
+                    names.join(" or ")
                 )
             })?;
             let cp = Checkpoint::parse(text)
                 .map_err(|e| anyhow::anyhow!("line {no}: not a checkpoint: {e}"))?;
             anyhow::ensure!(
-                cp.origin == key.name,
-                "line {no}: the checkpoint is of log `{}`, the key of `{}`",
+                cp.origin == name,
+                "line {no}: the checkpoint is of log `{}`, the key of `{name}`",
                 cp.origin,
-                key.name
             );
             if let Held::Full(tree) = &held {
                 anyhow::ensure!(
@@ -474,17 +475,19 @@ pub fn verify(
     key: Option<String>,
     key_file: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let vkey = match (key, key_file) {
+    let read =
+        |f: &Path| std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()));
+    let text = match (key, key_file) {
+        // `--key` takes the key itself, or a file holding it.
+        (Some(k), None) if Path::new(&k).is_file() => read(Path::new(&k))?,
         (Some(k), None) => k,
-        (None, Some(f)) => {
-            std::fs::read_to_string(&f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?
-        }
+        (None, Some(f)) => read(&f)?,
         _ => anyhow::bail!(
-            "give the log's verifier key with --key or --key-file (from GET /v1/audit/log-key, obtained independently of the export)"
+            "give the log's verifier key with --key or --key-file: the note key from GET /v1/audit/log-key, or the organisation's JWKS, obtained independently of the export"
         ),
     };
-    let key = NoteKey::parse(vkey.trim())?;
-    let verified = verify_file(file, &key)?;
+    let keys = verifier_keys(text.trim(), file)?;
+    let verified = verify_file(file, &keys)?;
     if g.json {
         return crate::output::json(&verified);
     }
@@ -504,6 +507,44 @@ pub fn verify(
         verified.root
     );
     Ok(())
+}
+
+/// The keys to check checkpoints with: a C2SP verifier key (`name+id+key`), or a JWKS (the
+/// organisation's `jwks_uri`, `/jwks`, or one JWK) whose Ed25519 keys are taken as note
+/// keys of the log the export names in its header. Every Ed25519 key of the set may have
+/// signed a checkpoint (keys rotate); other keys cannot sign checkpoints and are skipped.
+fn verifier_keys(text: &str, export: &Path) -> anyhow::Result<Vec<NoteKey>> {
+    if !text.starts_with('{') {
+        return Ok(vec![NoteKey::parse(text)?]);
+    }
+    let set: Value =
+        serde_json::from_str(text).map_err(|e| anyhow::anyhow!("the key is not JSON: {e}"))?;
+    let jwks: Vec<&Value> = match set.get("keys").and_then(Value::as_array) {
+        Some(keys) => keys.iter().collect(),
+        None => vec![&set],
+    };
+    let first = std::io::BufReader::new(
+        std::fs::File::open(export).map_err(|e| anyhow::anyhow!("{}: {e}", export.display()))?,
+    )
+    .lines()
+    .next()
+    .transpose()?
+    .unwrap_or_default();
+    let header: Value = serde_json::from_str(&first)
+        .map_err(|_| anyhow::anyhow!("line 1: not a Surety audit export"))?;
+    let origin = header["origin"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("line 1: the export names no log (`origin`)"))?;
+    let keys: Vec<NoteKey> = jwks
+        .into_iter()
+        .filter_map(|jwk| surety_jose::PublicJwk::from_json(jwk).ok())
+        .filter_map(|jwk| NoteKey::from_jwk(origin, &jwk).ok())
+        .collect();
+    anyhow::ensure!(
+        !keys.is_empty(),
+        "the key set holds no Ed25519 key: checkpoints are signed with one"
+    );
+    Ok(keys)
 }
 
 /// What `surety bench audit-verify` measured.
@@ -560,7 +601,7 @@ pub fn bench_verify(events: u64) -> anyhow::Result<VerifyBench> {
     let vkey = NoteKey::from_jwk(name, key.public())?;
     let bytes = std::fs::metadata(&file)?.len();
     let started = std::time::Instant::now();
-    let verified = verify_file(&file, &vkey)?;
+    let verified = verify_file(&file, std::slice::from_ref(&vkey))?;
     let seconds = started.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&dir);
     anyhow::ensure!(

@@ -558,6 +558,16 @@ async fn audit_export_verifies_offline_and_names_each_tampering() {
         .await
         .unwrap();
     let vkey = vkey.trim().to_owned();
+    let jwks = surety_testkit::http()
+        .get(server.url("/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let jwks_file = dir.path().join("jwks.json");
+    std::fs::write(&jwks_file, &jwks).unwrap();
     server.stop().await;
     // The server is gone: verification needs only the file and the key.
     let verify = |path: &Path, key: &str| {
@@ -577,6 +587,13 @@ async fn audit_export_verifies_offline_and_names_each_tampering() {
         describe("surety audit verify", &good)
     );
     let said = String::from_utf8_lossy(&good.stdout).into_owned();
+    // The organisation's JWKS serves as well as the note key (`--key FILE`).
+    let by_jwks = verify(&file, jwks_file.to_str().unwrap()).await;
+    assert!(
+        by_jwks.status.success(),
+        "{}",
+        describe("surety audit verify --key jwks.json", &by_jwks)
+    );
     // The three made along the way, and the export's own (the export's sign-in added events).
     let checkpoints: usize = said
         .split(" signed checkpoint")
@@ -657,6 +674,20 @@ async fn audit_export_verifies_offline_and_names_each_tampering() {
             .vkey();
     let bad = verify(&file, &other).await;
     assert!(!bad.status.success());
+    // Nor does another organisation's key set.
+    let other_jwks = dir.path().join("other-jwks.json");
+    let other = PrivateJwk::generate(surety_jose::KeyAlg::EdDSA).unwrap();
+    std::fs::write(
+        &other_jwks,
+        serde_json::json!({"keys": [other.public().to_json()]}).to_string(),
+    )
+    .unwrap();
+    let bad = verify(&file, other_jwks.to_str().unwrap()).await;
+    let err = String::from_utf8_lossy(&bad.stderr).into_owned();
+    assert!(
+        !bad.status.success() && err.contains("not signed by the key"),
+        "{err}"
+    );
 }
 
 /// A checkpoint whose `previous` line names a root this log never had is a fork, even when
