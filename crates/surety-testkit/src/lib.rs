@@ -16,7 +16,7 @@ use surety_api::admin::{AgentView, CreateHuman, HumanView, RegisterAgent};
 use surety_api::credentials::{CreateGrant, CreateResourceServer, GrantView, ResourceServerView};
 use surety_core::clock::{Clock, SystemClock};
 use surety_core::human::{Human, Role};
-use surety_core::id::AgentId;
+use surety_core::id::{AgentId, HumanId};
 use surety_jose::{KeyAlg, PrivateJwk, rfc7523, rfc9449};
 use surety_sdk::AdminClient;
 use surety_server::serve::Server;
@@ -312,12 +312,22 @@ impl TestServer {
 
     /// Registers an agent owned by the first admin, with a fresh Ed25519 key.
     pub async fn agent(&self, name: &str) -> (AgentView, PrivateJwk) {
+        self.agent_owned_by(name, None).await
+    }
+
+    /// Registers (as the first admin) an agent owned by `owner` (`None`: the admin), with a
+    /// fresh Ed25519 key.
+    pub async fn agent_owned_by(
+        &self,
+        name: &str,
+        owner: Option<HumanId>,
+    ) -> (AgentView, PrivateJwk) {
         let key = PrivateJwk::generate(KeyAlg::EdDSA).unwrap();
         let agent = self
             .admin_client()
             .register_agent(&RegisterAgent {
                 name: name.into(),
-                owner: None,
+                owner,
                 public_key: key.public().to_json(),
                 purpose: Some("testing".into()),
                 environment: None,

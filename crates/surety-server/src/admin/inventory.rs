@@ -57,6 +57,21 @@ fn limits(state: &AppState, q: &InventoryQuery) -> Result<surety_core::inventory
     )
 }
 
+/// What a request asks: CSV or JSON, under which thresholds, about which agents.
+struct Asked {
+    csv: bool,
+    limits: surety_core::inventory::Thresholds,
+    selection: Selection,
+}
+
+fn asked(state: &AppState, q: &InventoryQuery, headers: &HeaderMap) -> Result<Asked> {
+    Ok(Asked {
+        csv: wants_csv(q, headers)?,
+        limits: limits(state, q)?,
+        selection: selection(q)?,
+    })
+}
+
 fn time(t: Option<time::OffsetDateTime>) -> String {
     t.and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
 }
@@ -188,16 +203,15 @@ pub async fn agents(
     headers: HeaderMap,
     Query(q): Query<InventoryQuery>,
 ) -> Result<Response> {
-    let csv_out = wants_csv(&q, &headers)?;
-    let limits = limits(&state, &q)?;
+    let a = asked(&state, &q, &headers)?;
     let now = state.clock.now();
-    let items = inventory::agents(&state, &caller, &selection(&q)?, &limits, now).await?;
-    if csv_out {
+    let items = inventory::agents(&state, &caller, &a.selection, &a.limits, now).await?;
+    if a.csv {
         return Ok(agents_csv_response(&items, now));
     }
     Ok(axum::Json(InventoryResponse {
         generated_at: now,
-        thresholds: ThresholdsView::from(&limits),
+        thresholds: ThresholdsView::from(&a.limits),
         items,
     })
     .into_response())
@@ -218,11 +232,10 @@ pub async fn report(
     headers: HeaderMap,
     Query(q): Query<InventoryQuery>,
 ) -> Result<Response> {
-    let csv_out = wants_csv(&q, &headers)?;
-    let limits = limits(&state, &q)?;
+    let a = asked(&state, &q, &headers)?;
     let now = state.clock.now();
-    let report = inventory::report(&state, &caller, &selection(&q)?, &limits, now).await?;
-    if csv_out {
+    let report = inventory::report(&state, &caller, &a.selection, &a.limits, now).await?;
+    if a.csv {
         return Ok(csv("inventory-report", report_csv(&report)));
     }
     Ok(axum::Json(report).into_response())

@@ -67,6 +67,18 @@ async fn size_tx(tx: &mut Tx) -> Result<u64> {
     Ok(max.map_or(0, |m| u64::try_from(m + 1).unwrap_or(0)))
 }
 
+/// Stores tree nodes `(level, index, hash)`, in one statement.
+async fn insert_nodes(tx: &mut Tx, nodes: &[(u8, u64, Hash)]) -> Result<()> {
+    let mut q: QueryBuilder<Db> = QueryBuilder::new("INSERT INTO audit_tree (level, idx, hash) ");
+    q.push_values(nodes, |mut row, (level, idx, hash)| {
+        row.push_bind(i16::from(*level))
+            .push_bind(i64::try_from(*idx).unwrap_or(i64::MAX))
+            .push_bind(hash.to_vec());
+    });
+    q.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// Appends leaves within a transaction that holds the `Audit` lock: the tree's frontier is
 /// read once, then each leaf stores the nodes it completes.
 pub(super) struct Appender {
@@ -91,14 +103,7 @@ impl Appender {
         let leaf = merkle::leaf_hash(&event.leaf_entry());
         let completed = merkle::completed_nodes(&self.nodes, self.size, leaf)
             .map_err(|e| StoreError::corrupt(e.to_string()))?;
-        let mut q: QueryBuilder<Db> =
-            QueryBuilder::new("INSERT INTO audit_tree (level, idx, hash) ");
-        q.push_values(&completed, |mut row, (level, idx, hash)| {
-            row.push_bind(i16::from(*level))
-                .push_bind(i64::try_from(*idx).unwrap_or(i64::MAX))
-                .push_bind(hash.to_vec());
-        });
-        q.build().execute(&mut **tx).await?;
+        insert_nodes(tx, &completed).await?;
         for (level, idx, hash) in completed {
             self.nodes.0.insert((level, idx), hash);
         }
@@ -266,14 +271,7 @@ impl Backend {
         while nodes.peek().is_some() {
             chunk.clear();
             chunk.extend(nodes.by_ref().take(5000));
-            let mut q: QueryBuilder<Db> =
-                QueryBuilder::new("INSERT INTO audit_tree (level, idx, hash) ");
-            q.push_values(&chunk, |mut row, (level, idx, hash)| {
-                row.push_bind(i16::from(*level))
-                    .push_bind(i64::try_from(*idx).unwrap_or(i64::MAX))
-                    .push_bind(hash.to_vec());
-            });
-            q.build().execute(&mut *tx).await?;
+            insert_nodes(&mut tx, &chunk).await?;
             pending += chunk.len();
             if pending >= 200_000 {
                 tx.commit().await?;

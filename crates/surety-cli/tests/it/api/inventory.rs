@@ -2,13 +2,10 @@
 //! under the configured thresholds and under overrides, as JSON and CSV; who sees what; and
 //! what is refused.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Value, json};
-use surety_api::admin::RegisterAgent;
 use surety_api::credentials::CreateGrant;
 use surety_core::human::Role;
-use surety_jose::{KeyAlg, PrivateJwk};
+use surety_jose::PrivateJwk;
 use surety_testkit::{TestServer, http};
 use time::Duration;
 
@@ -139,19 +136,7 @@ async fn the_inventory_finds_what_needs_attention() {
         .enrolled_human("Vi", "vi@example.com", Role::Member)
         .await;
     for (name, owner) in [("orphan", leaver.id), ("vis", viewer.id)] {
-        let key = PrivateJwk::generate(KeyAlg::EdDSA).unwrap();
-        server
-            .admin_client()
-            .register_agent(&RegisterAgent {
-                name: name.into(),
-                owner: Some(owner),
-                public_key: key.public().to_json(),
-                purpose: None,
-                environment: None,
-                labels: BTreeMap::new(),
-            })
-            .await
-            .unwrap();
+        server.agent_owned_by(name, Some(owner)).await;
     }
     server
         .admin_client()

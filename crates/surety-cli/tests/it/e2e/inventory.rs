@@ -1,14 +1,11 @@
 //! The inventory, agent and audit pages in a real browser (Chromium, signed in with a passkey
 //! on a virtual authenticator), over an organisation ten days old.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use surety_api::admin::RegisterAgent;
 use surety_core::clock::ManualClock;
 use surety_core::human::Role;
-use surety_jose::{KeyAlg, PrivateJwk};
 use surety_testkit::{Options, TestServer};
 use time::{Duration, OffsetDateTime};
 
@@ -35,19 +32,7 @@ async fn inventory_agent_and_audit_pages_in_chromium() {
     let (leaver, _, _) = server
         .enrolled_human("Lee", "lee@example.com", Role::Member)
         .await;
-    let key = PrivateJwk::generate(KeyAlg::EdDSA).unwrap();
-    server
-        .admin_client()
-        .register_agent(&RegisterAgent {
-            name: "orphan".into(),
-            owner: Some(leaver.id),
-            public_key: key.public().to_json(),
-            purpose: None,
-            environment: None,
-            labels: BTreeMap::new(),
-        })
-        .await
-        .unwrap();
+    server.agent_owned_by("orphan", Some(leaver.id)).await;
     server
         .admin_client()
         .human_action(leaver.id, "deactivate", Some("left".into()))
