@@ -9,6 +9,7 @@ mod bench;
 mod bench_approvals;
 mod bench_audit;
 mod credentials;
+mod gateway;
 mod humans;
 mod inventory;
 mod output;
@@ -83,6 +84,8 @@ enum Command {
     /// Answer step-up approval requests with this machine's device key.
     #[command(subcommand)]
     Approve(approve::ApproveCommand),
+    /// Put an MCP server behind Surety: identity, policy, step-up and audit on every call.
+    Gateway(gateway::GatewayArgs),
     /// Check or document the configuration.
     #[command(subcommand)]
     Config(server::ConfigCommand),
@@ -139,6 +142,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(cmd) => agents::audit(&g, cmd).await,
         Command::Inventory(cmd) => inventory::run(&g, cmd).await,
         Command::Config(cmd) => server::config(cmd),
+        Command::Gateway(args) => gateway::run(args).await,
     }
 }
 

@@ -2,6 +2,7 @@
 //! `.ci/run`, pinned in `tests/e2e/package.json` and its lock file): the client drives a real
 //! server, and the server's own records are checked afterwards.
 
+mod gateway;
 mod inventory;
 
 use std::io::Write;
@@ -23,7 +24,7 @@ fn e2e_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e")
 }
 
-fn describe(what: &str, out: &Output) -> String {
+pub(super) fn describe(what: &str, out: &Output) -> String {
     format!(
         "{what}: {}\nstdout:\n{}\nstderr:\n{}",
         out.status,
@@ -88,7 +89,7 @@ pub(super) fn ensure_npm_packages() {
 }
 
 /// Writes a private JWK where only its owner can read it.
-fn write_key(dir: &Path, name: &str, key: &PrivateJwk) -> PathBuf {
+pub(super) fn write_key(dir: &Path, name: &str, key: &PrivateJwk) -> PathBuf {
     let path = dir.join(name);
     let mut file = std::fs::OpenOptions::new()
         .write(true)

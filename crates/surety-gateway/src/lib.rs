@@ -1,0 +1,35 @@
+//! `surety gateway`: a reverse proxy in front of MCP servers (Streamable HTTP) that
+//! identifies every caller by a DPoP-bound Surety token, turns every message into a decision
+//! of Surety's policy (OpenID AuthZEN COAZ mapping for MCP), holds or refuses what needs a
+//! human's approval, forwards what is allowed — never the caller's token — and audits it.
+
+pub mod config;
+pub mod decide;
+pub mod jsonrpc;
+pub mod mapping;
+pub mod server;
+mod sse;
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+pub use config::{ConfigError, GatewayConfig, StepUpMode};
+
+/// Serves `config` on `listener` until `shutdown` resolves; SIGHUP-free: reloading is done by
+/// restarting with the new file (the routes' keys and mappings are read at start).
+pub async fn serve(
+    config: GatewayConfig,
+    listener: TcpListener,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let app = server::router(config, metrics)?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(|e| e.to_string())
+}

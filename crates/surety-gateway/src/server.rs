@@ -1,0 +1,463 @@
+//! The gateway's HTTP side: per upstream, the MCP endpoint (POST, GET stream, DELETE) and
+//! its RFC 9728 protected-resource metadata; `/healthz` and `/metrics`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::{Value, json};
+use surety_jose::rfc9068::AccessTokenClaims;
+use surety_sdk::{ResourceVerifier, VerifyError};
+
+use crate::config::{GatewayConfig, Upstream};
+use crate::decide::{self, Verdict};
+use crate::jsonrpc;
+use crate::mapping::{self, Anchor, Plan};
+
+/// Headers relayed to the upstream (never `Authorization`, `DPoP` or cookies: no token
+/// passthrough).
+const TO_UPSTREAM: [&str; 4] = ["content-type", "accept", "mcp-session-id", "last-event-id"];
+const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+/// Headers relayed back to the client.
+const TO_CLIENT: [&str; 4] = [
+    "content-type",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "cache-control",
+];
+
+/// One upstream and what the gateway knows about it.
+#[derive(Debug)]
+pub struct Route {
+    pub(crate) upstream: Upstream,
+    pub(crate) verifier: ResourceVerifier,
+    /// `x-authzen-mapping` per tool, as the upstream declared it in `tools/list`.
+    declared: RwLock<HashMap<String, Value>>,
+    /// Session ids the upstream gave, and the agent each belongs to.
+    sessions: RwLock<HashMap<String, String>>,
+}
+
+/// Everything a request needs.
+#[derive(Debug)]
+pub struct Gateway {
+    pub(crate) config: GatewayConfig,
+    pub(crate) http: reqwest::Client,
+    metrics: Option<PrometheusHandle>,
+}
+
+type Shared = (Arc<Gateway>, Arc<Route>);
+
+impl Route {
+    /// A route for `upstream`, verifying tokens with its registration at Surety.
+    pub fn new(config: &GatewayConfig, upstream: Upstream) -> Result<Self, String> {
+        let key = surety_sdk::keyfile::read(&upstream.key_file)
+            .map_err(|e| format!("{}: {e}", upstream.key_file.display()))?;
+        let id = upstream
+            .client_id
+            .parse()
+            .map_err(|e| format!("`client_id` `{}`: {e}", upstream.client_id))?;
+        let mut verifier = ResourceVerifier::new(&config.issuer, &upstream.resource, id, key)
+            .map_err(|e| e.to_string())?;
+        if !config.introspect {
+            verifier = verifier.without_introspection();
+        }
+        Ok(Self {
+            upstream,
+            verifier,
+            declared: RwLock::new(HashMap::new()),
+            sessions: RwLock::new(HashMap::new()),
+        })
+    }
+
+    fn metadata_url(&self, config: &GatewayConfig) -> String {
+        format!(
+            "{}/.well-known/oauth-protected-resource{}",
+            config.public_url, self.upstream.prefix
+        )
+    }
+
+    /// The mapping of `tool`: the gateway's configuration first, then the upstream's.
+    fn declared(&self, tool: &str) -> Option<Value> {
+        if let Some(m) = self.upstream.tools.get(tool) {
+            return Some(m.clone());
+        }
+        self.declared.read().ok()?.get(tool).cloned()
+    }
+}
+
+/// Builds the router for `config` (reading each upstream's key file).
+pub fn router(config: GatewayConfig, metrics: Option<PrometheusHandle>) -> Result<Router, String> {
+    let http = reqwest::Client::builder()
+        .connect_timeout(config.upstream_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let routes: Vec<Route> = config
+        .upstreams
+        .iter()
+        .map(|u| Route::new(&config, u.clone()))
+        .collect::<Result<_, _>>()?;
+    let limit = config.max_body_bytes;
+    let gateway = Arc::new(Gateway {
+        config,
+        http,
+        metrics,
+    });
+    let mut app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(render_metrics).with_state(gateway.clone()));
+    for route in routes {
+        let route = Arc::new(route);
+        let shared: Shared = (gateway.clone(), route.clone());
+        let prefix = route.upstream.prefix.clone();
+        app = app
+            .route(
+                &format!("/.well-known/oauth-protected-resource{prefix}"),
+                get(metadata).with_state(shared.clone()),
+            )
+            .route(
+                &prefix,
+                axum::routing::post(post)
+                    .get(stream)
+                    .delete(stream)
+                    .with_state(shared),
+            );
+    }
+    Ok(app.layer(DefaultBodyLimit::max(limit)))
+}
+
+async fn render_metrics(State(gw): State<Arc<Gateway>>) -> Response {
+    match &gw.metrics {
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            h.render(),
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// RFC 9728 §3: what this protected resource is and who issues its tokens.
+async fn metadata(State((gw, route)): State<Shared>) -> Response {
+    axum::Json(json!({
+        "resource": route.upstream.resource,
+        "authorization_servers": [gw.config.issuer],
+        "bearer_methods_supported": ["header"],
+        "dpop_bound_access_tokens_required": true,
+        "dpop_signing_alg_values_supported": ["EdDSA", "ES256"],
+        "resource_name": format!("MCP server at {}", route.upstream.prefix),
+    }))
+    .into_response()
+}
+
+/// RFC 9449 §7.1 and RFC 9728 §5.1: a refusal naming where to learn about this resource.
+fn unauthorized(gw: &Gateway, route: &Route, e: &VerifyError) -> Response {
+    let meta = route.metadata_url(&gw.config);
+    let mut challenge = String::from("DPoP algs=\"EdDSA ES256\"");
+    if let Some(code) = e.code() {
+        let description = e.to_string().replace(['"', '\\'], "'");
+        challenge.push_str(&format!(
+            ", error=\"{code}\", error_description=\"{description}\""
+        ));
+    }
+    challenge.push_str(&format!(", resource_metadata=\"{meta}\""));
+    let status = match e {
+        VerifyError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::UNAUTHORIZED,
+    };
+    metrics::counter!("surety_gateway_refused_total", "reason" => e.code().unwrap_or("no_token"))
+        .increment(1);
+    let mut r = (status, axum::Json(json!({"error": e.code().unwrap_or("invalid_request"), "error_description": e.to_string()}))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&challenge) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+fn values(headers: &HeaderMap, name: HeaderName) -> Vec<&str> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect()
+}
+
+async fn authenticate(
+    gw: &Gateway,
+    route: &Route,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<(AccessTokenClaims, String), Response> {
+    let auth = values(headers, header::AUTHORIZATION);
+    let dpop = values(headers, HeaderName::from_static("dpop"));
+    let claims = route
+        .verifier
+        .verify(&auth, &dpop, method.as_str(), &route.upstream.resource)
+        .await
+        .map_err(|e| unauthorized(gw, route, &e))?;
+    let token = auth
+        .first()
+        .and_then(|a| a.split_once(' '))
+        .map(|(_, t)| t.trim().to_owned())
+        .unwrap_or_default();
+    // A session belongs to the agent that opened it: another token may not ride on it.
+    if let Some(session) = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) {
+        let owner = route
+            .sessions
+            .read()
+            .ok()
+            .and_then(|s| s.get(session).cloned());
+        if owner.is_some_and(|o| o != claims.client_id) {
+            return Err((StatusCode::NOT_FOUND, "no such session").into_response());
+        }
+    }
+    Ok((claims, token))
+}
+
+fn rpc_error(id: Option<&Value>, code: i64, message: &str, data: Option<Value>) -> Response {
+    axum::Json(jsonrpc::error(id, code, message, data)).into_response()
+}
+
+/// The client's request for the upstream: the headers it may see and `body`.
+fn upstream_request(
+    gw: &Gateway,
+    route: &Route,
+    method: Method,
+    headers: &HeaderMap,
+    body: Option<Bytes>,
+) -> reqwest::RequestBuilder {
+    let mut r = gw.http.request(method, route.upstream.url.clone());
+    for name in TO_UPSTREAM.iter().chain(std::iter::once(&PROTOCOL_VERSION)) {
+        for v in headers.get_all(*name) {
+            r = r.header(*name, v.clone());
+        }
+    }
+    if let Some(b) = body {
+        r = r.body(b);
+    }
+    r
+}
+
+/// Relays the upstream's answer as it arrives; `rewrite` may edit JSON-RPC responses
+/// (list filtering), event by event on an SSE stream.
+fn relay(
+    upstream: reqwest::Response,
+    rewrite: Option<Arc<dyn Fn(Value) -> Value + Send + Sync>>,
+) -> Response {
+    let status =
+        StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut builder = Response::builder().status(status);
+    for name in TO_CLIENT {
+        for v in upstream.headers().get_all(name) {
+            builder = builder.header(name, v.clone());
+        }
+    }
+    let is_sse = upstream
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let body = match rewrite {
+        None => Body::from_stream(upstream.bytes_stream()),
+        Some(f) if is_sse => Body::from_stream(crate::sse::rewrite(upstream.bytes_stream(), f)),
+        Some(f) => Body::from_stream(futures_util::stream::once(async move {
+            let bytes = upstream.bytes().await?;
+            Ok::<Bytes, reqwest::Error>(match serde_json::from_slice::<Value>(&bytes) {
+                Ok(v) => Bytes::from(f(v).to_string()),
+                Err(_) => bytes,
+            })
+        })),
+    };
+    builder
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+}
+
+async fn stream(State((gw, route)): State<Shared>, method: Method, headers: HeaderMap) -> Response {
+    if let Err(r) = authenticate(&gw, &route, &method, &headers).await {
+        return r;
+    }
+    match upstream_request(&gw, &route, method, &headers, None)
+        .send()
+        .await
+    {
+        Ok(up) => relay(up, None),
+        Err(e) => {
+            tracing::warn!(error = %e, upstream = %route.upstream.url, "upstream unavailable");
+            (StatusCode::BAD_GATEWAY, "the MCP server is unavailable").into_response()
+        }
+    }
+}
+
+/// Keeps only the tools the token's scope names (and learns their declared mappings).
+fn filter_tools(
+    route: Arc<Route>,
+    scope: Vec<String>,
+    id: Option<Value>,
+) -> Arc<dyn Fn(Value) -> Value + Send + Sync> {
+    Arc::new(move |mut v: Value| {
+        if v.get("id") != id.as_ref() {
+            return v;
+        }
+        if let Some(tools) = v.pointer_mut("/result/tools").and_then(Value::as_array_mut) {
+            let mut learned = HashMap::new();
+            tools.retain(|t| {
+                let Some(name) = t["name"].as_str() else {
+                    return false;
+                };
+                if let Some(m) = t.pointer("/inputSchema/x-authzen-mapping") {
+                    learned.insert(name.to_owned(), m.clone());
+                }
+                let mapping = route.declared(name).or_else(|| learned.get(name).cloned());
+                decide::listed_action(name, mapping.as_ref()).is_some_and(|a| scope.contains(&a))
+            });
+            if let Ok(mut d) = route.declared.write() {
+                d.extend(learned);
+            }
+        }
+        v
+    })
+}
+
+async fn post(State((gw, route)): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let started = Instant::now();
+    let (claims, token) = match authenticate(&gw, &route, &Method::POST, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let (messages, batch) = match jsonrpc::parse(&body) {
+        Ok(m) => m,
+        Err(e) => {
+            let mut r = rpc_error(None, e.code(), &e.to_string(), None);
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            return r;
+        }
+    };
+    let claims_json = serde_json::to_value(&claims).unwrap_or(Value::Null);
+    let anchor = Anchor {
+        subject: &claims.sub,
+        agent: &claims.client_id,
+    };
+    let mut plans = Vec::with_capacity(messages.len());
+    for m in &messages {
+        let tool = m.params["name"].as_str().map(str::to_owned);
+        let declared = (m.method.as_deref() == Some("tools/call"))
+            .then(|| tool.as_deref().and_then(|t| route.declared(t)))
+            .flatten();
+        match mapping::plan(
+            m.method.as_deref(),
+            &m.params,
+            &claims_json,
+            &anchor,
+            declared.as_ref(),
+        ) {
+            Ok(p) => plans.push(p),
+            Err(e) => {
+                return rpc_error(m.id.as_ref(), jsonrpc::INVALID_PARAMS, &e.to_string(), None);
+            }
+        }
+    }
+    // MCP 2025-06-18 has no batches; only notifications and responses may come together.
+    if batch && plans.iter().any(|p| *p != Plan::PassThrough) {
+        let mut r = rpc_error(
+            None,
+            jsonrpc::INVALID_REQUEST,
+            "requests must come one per POST",
+            None,
+        );
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        return r;
+    }
+    let message = &messages[0];
+    let mut forward = body.clone();
+    let mut rewrite = None;
+    let mut outcome = "pass_through";
+    let mut approval = None;
+    match plans.remove(0) {
+        Plan::PassThrough => {}
+        Plan::Deny(why) => {
+            decide::audit(&claims, message, "deny", None, None, started);
+            return rpc_error(message.id.as_ref(), jsonrpc::FORBIDDEN, &why, None);
+        }
+        Plan::List => {
+            outcome = "list";
+            if message.method.as_deref() == Some("tools/list") {
+                let scope = claims.scope.split(' ').map(str::to_owned).collect();
+                rewrite = Some(filter_tools(route.clone(), scope, message.id.clone()));
+            }
+        }
+        Plan::Decide(evaluations) => {
+            match decide::decide(&gw, &route, &token, message, &evaluations).await {
+                Verdict::Allow { approved } => {
+                    outcome = "allow";
+                    approval = approved;
+                    // The approval token is for Surety, not for the upstream.
+                    if let Some(stripped) = decide::without_approval(message) {
+                        forward = Bytes::from(stripped.to_string());
+                    }
+                }
+                Verdict::Refuse {
+                    code,
+                    message: text,
+                    data,
+                    outcome: o,
+                } => {
+                    decide::audit(&claims, message, o, data.as_ref(), None, started);
+                    return rpc_error(message.id.as_ref(), code, &text, data);
+                }
+            }
+        }
+    }
+    let sent = upstream_request(&gw, &route, Method::POST, &headers, Some(forward));
+    let upstream_started = Instant::now();
+    let up = match tokio::time::timeout(gw.config.upstream_timeout, sent.send()).await {
+        Ok(Ok(up)) => up,
+        Ok(Err(_)) | Err(_) => {
+            tracing::warn!(upstream = %route.upstream.url, "upstream unavailable");
+            decide::audit(
+                &claims,
+                message,
+                "upstream_unavailable",
+                None,
+                None,
+                started,
+            );
+            let mut r = rpc_error(
+                message.id.as_ref(),
+                jsonrpc::UPSTREAM_UNAVAILABLE,
+                "the MCP server is unavailable",
+                None,
+            );
+            *r.status_mut() = StatusCode::BAD_GATEWAY;
+            return r;
+        }
+    };
+    metrics::histogram!("surety_gateway_upstream_seconds")
+        .record(upstream_started.elapsed().as_secs_f64());
+    if message.method.as_deref() == Some("initialize")
+        && let Some(session) = up
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+        && let Ok(mut s) = route.sessions.write()
+    {
+        s.insert(session.to_owned(), claims.client_id.clone());
+    }
+    decide::audit(
+        &claims,
+        message,
+        outcome,
+        approval.as_ref(),
+        Some(up.status().as_u16()),
+        started,
+    );
+    relay(up, rewrite)
+}
