@@ -147,7 +147,7 @@ async fn agent_with_token(server: &TestServer, name: &str, resource: &str) -> (P
     (agent_key, body["access_token"].as_str().unwrap().to_owned())
 }
 
-async fn setup() -> Setup {
+async fn setup(step_up: &str) -> Setup {
     let py = tokio::task::spawn_blocking(python).await.unwrap();
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -166,7 +166,7 @@ async fn setup() -> Setup {
     .await
     .unwrap();
     let toml = format!(
-        "public_url = \"{public}\"\nissuer = \"{}\"\nstep_up = \"error\"\nupstream_timeout = \"5s\"\nmax_body_bytes = 65536\n\
+        "public_url = \"{public}\"\nissuer = \"{}\"\nstep_up = \"{step_up}\"\nupstream_timeout = \"5s\"\nmax_body_bytes = 65536\n\
          [[upstream]]\nprefix = \"/crm\"\nurl = \"http://127.0.0.1:{port}/mcp\"\nclient_id = \"{}\"\nkey_file = \"{}\"\n",
         server.base,
         rs.id,
@@ -220,9 +220,83 @@ impl Setup {
     }
 }
 
+/// Starts `client.py` with `steps`: the process, its stdin, and its output lines as JSON.
+fn start_client(
+    py: &Path,
+    s: &Setup,
+    steps: &Value,
+) -> (Child, std::process::ChildStdin, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    let mut client = Command::new(py)
+        .arg(mcp_dir().join("client.py"))
+        .args(["--url", &s.gateway_url, "--token", &s.token, "--timeout", "90", "--key"])
+        .arg(&s.agent_key_file)
+        .args(["--steps", &steps.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = client.stdin.take().unwrap();
+    let stdout = client.stdout.take().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str(&line).unwrap_or(Value::String(line)));
+        }
+    });
+    (client, stdin, rx)
+}
+
+/// Waits for the approval request the gateway opened, and answers it as the human.
+async fn answer_when_asked(server: &TestServer, approve: bool) {
+    let admin = server.admin_client();
+    for _ in 0..200 {
+        let pending = admin
+            .list_approvals(&surety_api::approvals::ApprovalQuery::default())
+            .await
+            .unwrap();
+        if let Some(a) = pending.items.first() {
+            admin.answer_approval(a, approve, None).await.unwrap();
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the gateway opened no approval request");
+}
+
+#[tokio::test]
+async fn a_held_call_goes_through_once_approved_and_not_once_denied() {
+    let s = setup("hold").await;
+    let py = python();
+    let transfer = json!({"amount": 2000, "currency": "EUR", "to": "acct-7"});
+    let steps = json!([
+        {"op": "call", "tool": "payments.transfer", "arguments": transfer},
+        {"op": "call", "tool": "payments.transfer", "arguments": transfer},
+    ]);
+    let (mut client, stdin, mut rx) = start_client(&py, &s, &steps);
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(90), rx.recv())
+            .await
+            .expect("the client answers")
+            .expect("the client is still running")
+    };
+    // The call waits while the human looks at it; then the answer decides it.
+    answer_when_asked(&s.server, true).await;
+    let approved = next().await;
+    assert_eq!(approved["ok"], true, "{approved}");
+    answer_when_asked(&s.server, false).await;
+    let denied = next().await;
+    assert_eq!(denied["error"]["code"], -32003, "{denied}");
+    drop(stdin);
+    let _ = tokio::task::spawn_blocking(move || client.wait()).await;
+    let calls = lines(&s.dir.path().join("calls.jsonl"));
+    assert_eq!(calls.len(), 1, "only the approved transfer reached the server: {calls:?}");
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn the_official_mcp_sdk_calls_tools_through_the_gateway() {
-    let s = setup().await;
+    let s = setup("error").await;
     let py = python();
     let steps = json!([
         {"op": "list"},
@@ -233,24 +307,7 @@ async fn the_official_mcp_sdk_calls_tools_through_the_gateway() {
         {"op": "call", "tool": "payments.transfer", "arguments": {"amount": 2000, "currency": "EUR", "to": "acct-7"},
          "meta": {"surety/auth_req_id": "${auth_req_id}"}},
     ]);
-    let mut client = Command::new(&py)
-        .arg(mcp_dir().join("client.py"))
-        .args(["--url", &s.gateway_url, "--token", &s.token, "--key"])
-        .arg(&s.agent_key_file)
-        .args(["--steps", &steps.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = client.stdin.take().unwrap();
-    let stdout = client.stdout.take().unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(serde_json::from_str(&line).unwrap_or(Value::String(line)));
-        }
-    });
+    let (mut client, mut stdin, mut rx) = start_client(&py, &s, &steps);
     let mut next = async || {
         tokio::time::timeout(Duration::from_secs(60), rx.recv())
             .await
@@ -328,7 +385,7 @@ async fn the_official_mcp_sdk_calls_tools_through_the_gateway() {
 
 #[tokio::test]
 async fn the_gateway_refuses_what_it_must() {
-    let mut s = setup().await;
+    let mut s = setup("error").await;
     let url = s.gateway_url.clone();
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
