@@ -42,6 +42,8 @@ pub enum BenchCommand {
     /// Inclusion and consistency proof latency from the store, on a log of this many
     /// events (10 million by default).
     AuditProofs(crate::bench_audit::ProofLoad),
+    /// The same MCP tools/call load straight at an upstream and through `surety gateway`.
+    Gateway(crate::bench_gateway::GatewayLoad),
     /// Ed25519 and ES256 signatures and verifications per second on this machine.
     Crypto {
         /// How long to measure each operation.
@@ -394,6 +396,7 @@ pub async fn run(g: &Globals, cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Approvals(args) => crate::bench_approvals::run(g, args).await,
         BenchCommand::AuditProofs(args) => crate::bench_audit::run(g, args).await,
+        BenchCommand::Gateway(args) => crate::bench_gateway::run(g, args).await,
         BenchCommand::AuditVerify { events } => {
             let report =
                 tokio::task::spawn_blocking(move || crate::audit_export::bench_verify(events))

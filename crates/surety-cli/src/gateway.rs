@@ -49,12 +49,54 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         "surety gateway started"
     );
     let metrics = surety_server::telemetry::prometheus();
-    surety_gateway::serve(
-        config,
-        listener,
-        Some(metrics),
-        surety_server::serve::shutdown_signal(),
-    )
-    .await
-    .map_err(anyhow::Error::msg)
+    let (app, reloader) =
+        surety_gateway::server::build(config, Some(metrics)).map_err(anyhow::Error::msg)?;
+    tokio::spawn(watch(args.config, reloader));
+    surety_gateway::serve_router(app, listener, surety_server::serve::shutdown_signal())
+        .await
+        .map_err(anyhow::Error::msg)
+}
+
+fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Reloads the tools' mappings on SIGHUP or when the file changes (checked every 2 s). A
+/// file that does not validate is refused and the running configuration stays.
+async fn watch(path: PathBuf, reloader: surety_gateway::server::Reloader) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reloading on file changes only");
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    let mut seen = modified(&path);
+    loop {
+        let why = tokio::select! {
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => "SIGHUP",
+            _ = tick.tick() => {
+                let now = modified(&path);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                "the file changed"
+            }
+        };
+        match surety_gateway::GatewayConfig::load(&path) {
+            Ok(new) => {
+                let left = reloader.apply(&new);
+                tracing::info!(reason = why, "the tools' mappings were reloaded");
+                for l in left {
+                    tracing::warn!(change = %l, "not applied until a restart");
+                }
+            }
+            Err(e) => {
+                tracing::error!(reason = why, error = %e, "the changed configuration is refused; the running one stays")
+            }
+        }
+    }
 }

@@ -8,6 +8,7 @@ mod audit_export;
 mod bench;
 mod bench_approvals;
 mod bench_audit;
+mod bench_gateway;
 mod credentials;
 mod gateway;
 mod humans;

@@ -27,8 +27,10 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepUpMode {
-    /// Refuse with a JSON-RPC error naming what to approve; the agent asks its human (CIBA)
-    /// and calls again with the approval token in `_meta`.
+    /// Open the approval request on the agent's behalf and refuse with a JSON-RPC error
+    /// naming it (`auth_req_id`) and what to approve; the agent calls again with
+    /// `_meta.surety/auth_req_id` once the human approved (or with an approval token it
+    /// obtained itself over CIBA, in `_meta.surety/approval_token`).
     Error,
     /// Open the approval request on the agent's behalf and hold the call (up to
     /// `hold_timeout`) while the human decides; then forward or refuse.
@@ -169,6 +171,12 @@ impl GatewayConfig {
             .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
         let public = http_url("public_url", &raw.public_url)?;
         http_url("issuer", &raw.issuer)?;
+        if public.path() != "/" {
+            return Err(invalid(
+                "public_url",
+                "must be an origin, without a path (upstreams are under their `prefix`)",
+            ));
+        }
         let public_url = public.as_str().trim_end_matches('/').to_owned();
         if raw.upstreams.is_empty() {
             return Err(invalid("upstream", "at least one `[[upstream]]` is needed"));
@@ -203,10 +211,13 @@ impl GatewayConfig {
             }
             let url = http_url(&key("url"), &u.url)?;
             for (tool, mapping) in &u.tools {
-                if !mapping.is_object() {
+                let envelope = mapping
+                    .as_object()
+                    .map(|m| m.keys().map(String::as_str).collect::<Vec<_>>());
+                if !matches!(envelope.as_deref(), Some(["evaluation"] | ["evaluations"])) {
                     return Err(invalid(
                         &key(&format!("tools.{tool}")),
-                        "must be a table (an x-authzen-mapping)",
+                        "must be an x-authzen-mapping: a table with exactly one of `evaluation`, `evaluations`",
                     ));
                 }
             }
@@ -260,8 +271,9 @@ mod tests {
         url = "http://127.0.0.1:9000/mcp"
         client_id = "rsv_x"
         key_file = "crm.jwk"
-        [upstream.tools."payments.transfer"]
-        action = "payments.transfer"
+        [upstream.tools."payments.transfer".evaluation]
+        action = { name = "payments.transfer" }
+        resource = { type = "Resource", id = "$params.arguments.to" }
     "#;
 
     fn parse(text: &str) -> Result<GatewayConfig, ConfigError> {
@@ -314,6 +326,19 @@ mod tests {
             let err = parse(&text).unwrap_err().to_string();
             assert!(err.contains(key), "{key}: {err}");
         }
+        let bad_mapping = GOOD.replace(
+            "[upstream.tools.\"payments.transfer\".evaluation]",
+            "[upstream.tools.\"payments.transfer\".evalution]",
+        );
+        let err = parse(&bad_mapping).unwrap_err().to_string();
+        assert!(err.contains("upstream[0].tools.payments.transfer"), "{err}");
+        let with_path = GOOD.replace("https://gw.example\"", "https://gw.example/mcp\"");
+        assert!(
+            parse(&with_path)
+                .unwrap_err()
+                .to_string()
+                .contains("public_url")
+        );
         let twice = format!(
             "{GOOD}\n[[upstream]]\nprefix = \"/crm/\"\nurl = \"http://127.0.0.1:1/mcp\"\nclient_id = \"rsv_y\"\nkey_file = \"y.jwk\"\n"
         );

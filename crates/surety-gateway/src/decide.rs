@@ -13,12 +13,32 @@ use crate::jsonrpc::{self, Message};
 use crate::mapping::Evaluation;
 use crate::server::{Gateway, Route};
 
+/// Methods named as such in metrics.
+const KNOWN_METHODS: [&str; 16] = [
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "tasks/get",
+    "tasks/list",
+    "response",
+];
+
 /// `_meta` key of a one-time approval token the agent obtained itself (CIBA).
 pub const META_APPROVAL_TOKEN: &str = "surety/approval_token";
 /// `_meta` key of an approval request the gateway opened on the agent's behalf.
 pub const META_AUTH_REQ_ID: &str = "surety/auth_req_id";
-/// How often a held call asks again.
-const HOLD_POLL: Duration = Duration::from_secs(1);
+/// How often a held call asks again (each ask is a decision in Surety's audit log).
+const HOLD_POLL: Duration = Duration::from_secs(2);
 
 /// What to do with the message.
 #[derive(Debug)]
@@ -122,14 +142,30 @@ pub fn without_approval(message: &Message) -> Option<Value> {
 
 async fn ask(route: &Route, input: &DecisionInput) -> Result<DecisionView, Verdict> {
     let started = Instant::now();
-    let view = route.verifier.decide(input).await.map_err(|e| {
-        tracing::warn!(error = %e, "the decision could not be made");
-        refuse(
-            jsonrpc::INTERNAL_ERROR,
-            "Authorization service unavailable",
+    let view = route.verifier.decide(input).await.map_err(|e| match &e {
+        // Surety refused the question itself (arguments too large, too many requests
+        // waiting for approval…): the call is refused, with Surety's reason.
+        surety_sdk::ClientError::Api {
+            status: 400..=499,
+            body,
+        } => refuse(
+            jsonrpc::FORBIDDEN,
+            format!(
+                "Access denied: {}",
+                body.error_description.as_deref().unwrap_or(&body.error)
+            ),
             None,
-            "pdp_error",
-        )
+            "refused_by_pdp",
+        ),
+        _ => {
+            tracing::warn!(error = %e, "the decision could not be made");
+            refuse(
+                jsonrpc::INTERNAL_ERROR,
+                "Authorization service unavailable",
+                None,
+                "pdp_error",
+            )
+        }
     })?;
     metrics::histogram!("surety_gateway_decision_seconds").record(started.elapsed().as_secs_f64());
     Ok(view)
@@ -204,11 +240,10 @@ pub async fn decide(
         }
         match view.decision.as_str() {
             "allow" => {
-                if approval_token.is_some() || view.step_up.is_some() || input.auth_req_id.is_some()
-                {
-                    approved = Some(
-                        json!({"decision_id": view.decision_id, "auth_req_id": input.auth_req_id}),
-                    );
+                if approval_token.is_some() || input.auth_req_id.is_some() {
+                    // The decision that used the approval names it in Surety's log; the
+                    // request id itself is a bearer value and stays out of logs.
+                    approved = Some(json!({"decision_id": view.decision_id}));
                 }
             }
             "step_up" => {
@@ -259,8 +294,20 @@ pub fn audit(
     let method = message.method.as_deref().unwrap_or("response");
     let tool = message.params["name"].as_str().unwrap_or("");
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    metrics::counter!("surety_gateway_messages_total", "method" => method.to_owned(), "tool" => tool.to_owned(), "outcome" => outcome).increment(1);
-    metrics::histogram!("surety_gateway_message_seconds", "method" => method.to_owned(), "tool" => tool.to_owned()).record(latency_ms / 1000.0);
+    // Metric labels only from bounded sets: a method MCP defines, a tool the policy let
+    // through. (The audit line keeps what was asked.)
+    let method_label = if KNOWN_METHODS.contains(&method) || method.starts_with("notifications/") {
+        method.to_owned()
+    } else {
+        "other".to_owned()
+    };
+    let tool_label = if outcome == "allow" {
+        tool.to_owned()
+    } else {
+        String::new()
+    };
+    metrics::counter!("surety_gateway_messages_total", "method" => method_label.clone(), "tool" => tool_label.clone(), "outcome" => outcome).increment(1);
+    metrics::histogram!("surety_gateway_message_seconds", "method" => method_label, "tool" => tool_label).record(latency_ms / 1000.0);
     tracing::info!(
         target: "surety_gateway::audit",
         agent = %claims.client_id,

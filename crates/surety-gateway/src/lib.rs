@@ -16,15 +16,30 @@ use tokio::net::TcpListener;
 
 pub use config::{ConfigError, GatewayConfig, StepUpMode};
 
-/// Serves `config` on `listener` until `shutdown` resolves; SIGHUP-free: reloading is done by
-/// restarting with the new file (the routes' keys and mappings are read at start).
+/// Serves `config` on `listener` until `shutdown` resolves.
 pub async fn serve(
     config: GatewayConfig,
     listener: TcpListener,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    let app = server::router(config, metrics)?;
+    serve_router(server::router(config, metrics)?, listener, shutdown).await
+}
+
+/// Serves a router from [`server::build`] on `listener` until `shutdown` resolves.
+pub async fn serve_router(
+    app: axum::Router,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    use axum::serve::ListenerExt as _;
+    // Answers are relayed in pieces as they arrive: without TCP_NODELAY the last piece
+    // waits for the client's delayed ACK (40 ms on Linux).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

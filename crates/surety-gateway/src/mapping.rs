@@ -291,6 +291,7 @@ pub fn plan(
             | "resources/list"
             | "resources/templates/list"
             | "prompts/list"
+            | "tasks/list"
     ) {
         return Ok(Plan::List);
     }

@@ -41,6 +41,9 @@ pub struct Route {
     pub(crate) verifier: ResourceVerifier,
     /// `x-authzen-mapping` per tool, as the upstream declared it in `tools/list`.
     declared: RwLock<HashMap<String, Value>>,
+    /// `x-authzen-mapping` per tool from the gateway's configuration (reloadable), which
+    /// takes precedence over the upstream's.
+    configured: RwLock<std::collections::BTreeMap<String, Value>>,
     /// Session ids the upstream gave, and the agent each belongs to.
     sessions: RwLock<HashMap<String, String>>,
 }
@@ -64,15 +67,17 @@ impl Route {
             .client_id
             .parse()
             .map_err(|e| format!("`client_id` `{}`: {e}", upstream.client_id))?;
-        let mut verifier = ResourceVerifier::new(&config.issuer, &upstream.resource, id, key)
-            .map_err(|e| e.to_string())?;
-        if !config.introspect {
-            verifier = verifier.without_introspection();
-        }
+        // Revocation is checked per message instead (see `still_active`): a decision already
+        // checks the token's standing, so a decided message needs no introspection too.
+        let verifier = ResourceVerifier::new(&config.issuer, &upstream.resource, id, key)
+            .map_err(|e| e.to_string())?
+            .without_introspection();
         Ok(Self {
+            configured: RwLock::new(upstream.tools.clone()),
             upstream,
             verifier,
             declared: RwLock::new(HashMap::new()),
+
             sessions: RwLock::new(HashMap::new()),
         })
     }
@@ -86,15 +91,88 @@ impl Route {
 
     /// The mapping of `tool`: the gateway's configuration first, then the upstream's.
     fn declared(&self, tool: &str) -> Option<Value> {
-        if let Some(m) = self.upstream.tools.get(tool) {
+        if let Some(m) = self.configured.read().ok()?.get(tool) {
             return Some(m.clone());
         }
         self.declared.read().ok()?.get(tool).cloned()
     }
 }
 
+/// Applies a changed configuration to a running gateway: each upstream's declared mappings.
+/// What else changed (listen address, upstreams, keys, step-up…) needs a restart, and is
+/// named in the answer.
+#[derive(Debug, Clone)]
+pub struct Reloader {
+    running: GatewayConfig,
+    routes: Vec<Arc<Route>>,
+}
+
+impl Reloader {
+    /// Takes `new`'s mappings; returns what it could not apply without a restart.
+    pub fn apply(&self, new: &GatewayConfig) -> Vec<String> {
+        let mut needs_restart = Vec::new();
+        let fixed = |c: &GatewayConfig| {
+            (
+                c.listen.clone(),
+                c.public_url.clone(),
+                c.issuer.clone(),
+                c.step_up,
+                c.hold_timeout,
+                c.upstream_timeout,
+                c.max_body_bytes,
+                c.introspect,
+            )
+        };
+        if fixed(new) != fixed(&self.running) {
+            needs_restart.push("a setting outside `[[upstream]]` changed".to_owned());
+        }
+        let prefixes = |c: &GatewayConfig| {
+            c.upstreams
+                .iter()
+                .map(|u| u.prefix.clone())
+                .collect::<Vec<_>>()
+        };
+        if prefixes(new) != prefixes(&self.running) {
+            needs_restart.push("upstreams were added or removed".to_owned());
+        }
+        for route in &self.routes {
+            let Some(u) = new
+                .upstreams
+                .iter()
+                .find(|u| u.prefix == route.upstream.prefix)
+            else {
+                continue;
+            };
+            if (&u.url, &u.client_id, &u.key_file)
+                != (
+                    &route.upstream.url,
+                    &route.upstream.client_id,
+                    &route.upstream.key_file,
+                )
+            {
+                needs_restart.push(format!(
+                    "`{}`: its url, client_id or key_file changed",
+                    u.prefix
+                ));
+            }
+            if let Ok(mut m) = route.configured.write() {
+                *m = u.tools.clone();
+            }
+        }
+        needs_restart
+    }
+}
+
 /// Builds the router for `config` (reading each upstream's key file).
 pub fn router(config: GatewayConfig, metrics: Option<PrometheusHandle>) -> Result<Router, String> {
+    build(config, metrics).map(|(router, _)| router)
+}
+
+/// The router for `config`, and what reloads its mappings.
+pub fn build(
+    config: GatewayConfig,
+    metrics: Option<PrometheusHandle>,
+) -> Result<(Router, Reloader), String> {
     let http = reqwest::Client::builder()
         .connect_timeout(config.upstream_timeout)
         .redirect(reqwest::redirect::Policy::none())
@@ -106,6 +184,11 @@ pub fn router(config: GatewayConfig, metrics: Option<PrometheusHandle>) -> Resul
         .map(|u| Route::new(&config, u.clone()))
         .collect::<Result<_, _>>()?;
     let limit = config.max_body_bytes;
+    let routes: Vec<Arc<Route>> = routes.into_iter().map(Arc::new).collect();
+    let reloader = Reloader {
+        running: config.clone(),
+        routes: routes.clone(),
+    };
     let gateway = Arc::new(Gateway {
         config,
         http,
@@ -115,7 +198,6 @@ pub fn router(config: GatewayConfig, metrics: Option<PrometheusHandle>) -> Resul
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(render_metrics).with_state(gateway.clone()));
     for route in routes {
-        let route = Arc::new(route);
         let shared: Shared = (gateway.clone(), route.clone());
         let prefix = route.upstream.prefix.clone();
         app = app
@@ -131,7 +213,7 @@ pub fn router(config: GatewayConfig, metrics: Option<PrometheusHandle>) -> Resul
                     .with_state(shared),
             );
     }
-    Ok(app.layer(DefaultBodyLimit::max(limit)))
+    Ok((app.layer(DefaultBodyLimit::max(limit)), reloader))
 }
 
 async fn render_metrics(State(gw): State<Arc<Gateway>>) -> Response {
@@ -173,8 +255,11 @@ fn unauthorized(gw: &Gateway, route: &Route, e: &VerifyError) -> Response {
         VerifyError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::UNAUTHORIZED,
     };
-    metrics::counter!("surety_gateway_refused_total", "reason" => e.code().unwrap_or("no_token"))
-        .increment(1);
+    let reason = match e {
+        VerifyError::Unavailable(_) => "surety_unavailable",
+        other => other.code().unwrap_or("no_token"),
+    };
+    metrics::counter!("surety_gateway_refused_total", "reason" => reason).increment(1);
     let mut r = (status, axum::Json(json!({"error": e.code().unwrap_or("invalid_request"), "error_description": e.to_string()}))).into_response();
     if let Ok(v) = HeaderValue::from_str(&challenge) {
         r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
@@ -215,11 +300,35 @@ async fn authenticate(
             .read()
             .ok()
             .and_then(|s| s.get(session).cloned());
-        if owner.is_some_and(|o| o != claims.client_id) {
+        // A session this gateway did not see opened (before a restart, say) is unknown
+        // too: the client initializes again (MCP: 404 ends a session).
+        if owner.is_none_or(|o| o != claims.client_id) {
             return Err((StatusCode::NOT_FOUND, "no such session").into_response());
         }
     }
     Ok((claims, token))
+}
+
+/// Revocation for what no decision covers (lists, lifecycle, the GET stream): asks Surety
+/// whether the token is still active (RFC 7662), when `introspect` is on.
+async fn still_active(
+    gw: &Gateway,
+    route: &Route,
+    token: &str,
+    claims: &AccessTokenClaims,
+) -> Result<(), Response> {
+    if !gw.config.introspect {
+        return Ok(());
+    }
+    match route.verifier.is_active(token, &claims.jti).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(unauthorized(
+            gw,
+            route,
+            &VerifyError::InvalidToken("the token is no longer active".into()),
+        )),
+        Err(e) => Err(unauthorized(gw, route, &VerifyError::Unavailable(e))),
+    }
 }
 
 fn rpc_error(id: Option<&Value>, code: i64, message: &str, data: Option<Value>) -> Response {
@@ -282,14 +391,31 @@ fn relay(
 }
 
 async fn stream(State((gw, route)): State<Shared>, method: Method, headers: HeaderMap) -> Response {
-    if let Err(r) = authenticate(&gw, &route, &method, &headers).await {
+    let (claims, token) = match authenticate(&gw, &route, &method, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if let Err(r) = still_active(&gw, &route, &token, &claims).await {
         return r;
     }
+    let session = headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let ending = method == Method::DELETE;
     match upstream_request(&gw, &route, method, &headers, None)
         .send()
         .await
     {
-        Ok(up) => relay(up, None),
+        Ok(up) => {
+            if ending
+                && up.status().is_success()
+                && let (Some(id), Ok(mut s)) = (session, route.sessions.write())
+            {
+                s.remove(&id);
+            }
+            relay(up, None)
+        }
         Err(e) => {
             tracing::warn!(error = %e, upstream = %route.upstream.url, "upstream unavailable");
             (StatusCode::BAD_GATEWAY, "the MCP server is unavailable").into_response()
@@ -361,6 +487,7 @@ async fn post(State((gw, route)): State<Shared>, headers: HeaderMap, body: Bytes
         ) {
             Ok(p) => plans.push(p),
             Err(e) => {
+                decide::audit(&claims, m, "mapping_error", None, None, started);
                 return rpc_error(m.id.as_ref(), jsonrpc::INVALID_PARAMS, &e.to_string(), None);
             }
         }
@@ -374,6 +501,11 @@ async fn post(State((gw, route)): State<Shared>, headers: HeaderMap, body: Bytes
             None,
         );
         *r.status_mut() = StatusCode::BAD_REQUEST;
+        return r;
+    }
+    if !matches!(plans[0], Plan::Decide(_) | Plan::Deny(_))
+        && let Err(r) = still_active(&gw, &route, &token, &claims).await
+    {
         return r;
     }
     let message = &messages[0];

@@ -113,6 +113,8 @@ struct Setup {
     token: String,
     upstream: Option<Upstream>,
     stop: Option<oneshot::Sender<()>>,
+    reloader: surety_gateway::server::Reloader,
+    toml: String,
 }
 
 /// A new agent with a grant of two tools on `resource`, and an access token for it.
@@ -175,7 +177,8 @@ async fn setup(step_up: &str) -> Setup {
     let config =
         surety_gateway::GatewayConfig::parse(&toml, &dir.path().join("gateway.toml")).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(surety_gateway::serve(config, listener, None, async {
+    let (app, reloader) = surety_gateway::server::build(config, None).unwrap();
+    tokio::spawn(surety_gateway::serve_router(app, listener, async {
         let _ = stopped.await;
     }));
     Setup {
@@ -187,6 +190,8 @@ async fn setup(step_up: &str) -> Setup {
         token,
         upstream: Some(upstream),
         stop: Some(stop),
+        reloader,
+        toml,
     }
 }
 
@@ -225,10 +230,22 @@ fn start_client(
     py: &Path,
     s: &Setup,
     steps: &Value,
-) -> (Child, std::process::ChildStdin, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+) -> (
+    Child,
+    std::process::ChildStdin,
+    tokio::sync::mpsc::UnboundedReceiver<Value>,
+) {
     let mut client = Command::new(py)
         .arg(mcp_dir().join("client.py"))
-        .args(["--url", &s.gateway_url, "--token", &s.token, "--timeout", "90", "--key"])
+        .args([
+            "--url",
+            &s.gateway_url,
+            "--token",
+            &s.token,
+            "--timeout",
+            "90",
+            "--key",
+        ])
         .arg(&s.agent_key_file)
         .args(["--steps", &steps.to_string()])
         .stdin(Stdio::piped())
@@ -290,7 +307,11 @@ async fn a_held_call_goes_through_once_approved_and_not_once_denied() {
     drop(stdin);
     let _ = tokio::task::spawn_blocking(move || client.wait()).await;
     let calls = lines(&s.dir.path().join("calls.jsonl"));
-    assert_eq!(calls.len(), 1, "only the approved transfer reached the server: {calls:?}");
+    assert_eq!(
+        calls.len(),
+        1,
+        "only the approved transfer reached the server: {calls:?}"
+    );
     s.stop().await;
 }
 
@@ -307,7 +328,7 @@ async fn the_official_mcp_sdk_calls_tools_through_the_gateway() {
         {"op": "call", "tool": "payments.transfer", "arguments": {"amount": 2000, "currency": "EUR", "to": "acct-7"},
          "meta": {"surety/auth_req_id": "${auth_req_id}"}},
     ]);
-    let (mut client, mut stdin, mut rx) = start_client(&py, &s, &steps);
+    let (client, mut stdin, mut rx) = start_client(&py, &s, &steps);
     let mut next = async || {
         tokio::time::timeout(Duration::from_secs(60), rx.recv())
             .await
@@ -521,6 +542,58 @@ async fn the_gateway_refuses_what_it_must() {
         .await
         .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], -32003);
+
+    // A mapping added to the configuration while running (SIGHUP or a file change): it
+    // names another subject, so the call is a mapping error and no decision is asked.
+    let spoofing = format!(
+        "{}[upstream.tools.\"crm.read_customer\".evaluation]\nsubject = {{ id = \"$params.arguments.on_behalf_of\" }}\n\
+         action = {{ name = \"crm.read_customer\" }}\nresource = {{ type = \"Resource\", id = \"c\" }}\n",
+        s.toml
+    );
+    let changed =
+        surety_gateway::GatewayConfig::parse(&spoofing, &s.dir.path().join("gateway.toml"))
+            .unwrap();
+    assert!(
+        s.reloader.apply(&changed).is_empty(),
+        "mappings reload without a restart"
+    );
+    let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "crm.read_customer", "arguments": {"customer_id": "c", "on_behalf_of": "hum_someone_else"}}});
+    let on_session_call = |body: String| {
+        let proof = rfc9449::create(
+            &s.agent_key,
+            "POST",
+            &url,
+            Some(&s.token),
+            None,
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        http()
+            .post(&url)
+            .header("Authorization", format!("DPoP {}", s.token))
+            .header("DPoP", proof)
+            .header("Mcp-Session-Id", session.clone())
+            .header("Mcp-Protocol-Version", "2025-06-18")
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream")
+            .body(body)
+            .send()
+    };
+    let r: Value = on_session_call(call.to_string())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("hum_someone_else"),
+        "{r}"
+    );
 
     // Upstream down: a clear error, quickly.
     s.upstream.take();
