@@ -342,3 +342,47 @@ fn sigkill_under_load(database_url: Option<&str>) {
     }
     drop(server);
 }
+
+#[test]
+fn gateway_check_reads_the_file_and_names_the_offending_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("gw.jwk");
+    ok(surety(
+        &["agent", "keygen", "--out", key.to_str().unwrap()],
+        &[],
+    ));
+    let good = "public_url = \"https://gw.example\"\nissuer = \"https://surety.example\"\n\
+                [[upstream]]\nprefix = \"/crm\"\nurl = \"http://127.0.0.1:9000/mcp\"\n\
+                client_id = \"rsv_01936d3c8f6a7b2c9d0e1f2a3b4c5d6e\"\nkey_file = \"gw.jwk\"\n";
+    let file = dir.path().join("gateway.toml");
+    std::fs::write(&file, good).unwrap();
+    let said = ok(surety(
+        &["gateway", "--config", file.to_str().unwrap(), "--check"],
+        &[],
+    ));
+    assert!(said.contains("ok") && said.contains("/crm"), "{said}");
+    for (from, to, key) in [
+        (
+            "prefix = \"/crm\"",
+            "prefix = \"crm\"",
+            "upstream[0].prefix",
+        ),
+        (
+            "key_file = \"gw.jwk\"",
+            "key_file = \"missing.jwk\"",
+            "missing.jwk",
+        ),
+        (
+            "client_id = \"rsv_01936d3c8f6a7b2c9d0e1f2a3b4c5d6e\"",
+            "client_id = \"agt_x\"",
+            "client_id",
+        ),
+    ] {
+        std::fs::write(&file, good.replace(from, to)).unwrap();
+        let err = fails(surety(
+            &["gateway", "--config", file.to_str().unwrap(), "--check"],
+            &[],
+        ));
+        assert!(err.contains(key), "{key}: {err}");
+    }
+}

@@ -474,6 +474,34 @@ async fn the_gateway_refuses_what_it_must() {
         "its own agent may"
     );
 
+    // A token for another resource, with a good proof for the gateway.
+    let (elsewhere_key, elsewhere) =
+        agent_with_token(&s.server, "elsewhere", "https://crm.example").await;
+    let proof = rfc9449::create(
+        &elsewhere_key,
+        "POST",
+        &url,
+        Some(&elsewhere),
+        None,
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let r = http()
+        .post(&url)
+        .header("Authorization", format!("DPoP {elsewhere}"))
+        .header("DPoP", proof)
+        .header("Content-Type", "application/json")
+        .body(init.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(
+        challenge.contains("invalid_token") && challenge.contains("audience"),
+        "{challenge}"
+    );
+
     // A proof for another URL, a replayed proof.
     let r = s
         .post(&format!("{url}x"), init.clone())
