@@ -4,6 +4,10 @@
 #
 #   scripts/bench-gateway.sh [DURATION] [CONCURRENCY]
 #
+# With SURETY_BENCH_GATEWAY=embedded the gateway runs inside the Surety server (`surety serve
+# --gateway`) and decides in-process; by default it is its own process (`surety gateway`)
+# asking Surety over HTTP.
+#
 # Builds nothing: run `cargo build --release` first. A throw-away Surety (embedded SQLite,
 # or PostgreSQL when SURETY_BENCH_DATABASE_URL is set), the upstream and the gateway all run
 # on loopback; the report is `surety bench gateway`'s.
@@ -36,6 +40,8 @@ pids+=($!)
 for _ in $(seq 1 100); do curl -fs "$base/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 
 export SURETY_PROFILE="$work/data/admin-profile.toml"
+embedded=false
+if [[ "${SURETY_BENCH_GATEWAY:-standalone}" == embedded ]]; then embedded=true; gw="$base"; fi
 resource="$gw/crm"
 "$bin" agent keygen --out "$work/agent.jwk" >/dev/null 2>&1
 agent=$("$bin" agent register bench-agent --public-key "$work/agent.jwk")
@@ -59,11 +65,19 @@ url = "http://127.0.0.1:$up_port/mcp"
 client_id = "$rs"
 key_file = "gateway.jwk"
 TOML
-SURETY_LOG_LEVEL=warn "$bin" gateway --config "$work/gateway.toml" >"$work/gateway.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do curl -fs "$gw/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+if $embedded; then
+  kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
+  SURETY_LOG_LEVEL=warn SURETY_ISSUER="$base" SURETY_LISTEN="127.0.0.1:$port" \
+    "$bin" serve "${args[@]}" --gateway "$work/gateway.toml" >"$work/server.log" 2>&1 &
+  pids[0]=$!
+  for _ in $(seq 1 100); do curl -fs "$base/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+else
+  SURETY_LOG_LEVEL=warn "$bin" gateway --config "$work/gateway.toml" >"$work/gateway.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do curl -fs "$gw/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+fi
 
-echo "== MCP tools/call, direct and through the gateway ($concurrency in flight, $duration each)"
+echo "== MCP tools/call, direct and through the gateway ($( $embedded && echo embedded || echo standalone ); $concurrency in flight, $duration each)"
 "$bin" bench gateway --upstream "http://127.0.0.1:$up_port/mcp" --gateway "$resource" \
   --token "$token" --key "$work/agent.jwk" --concurrency "$concurrency" --duration "$duration" "${@:3}"
 echo "== where the gateway's time went (mean per message, from its /metrics)"

@@ -63,7 +63,7 @@ fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
 
 /// Reloads the tools' mappings on SIGHUP or when the file changes (checked every 2 s). A
 /// file that does not validate is refused and the running configuration stays.
-async fn watch(path: PathBuf, reloader: surety_gateway::server::Reloader) {
+pub(crate) async fn watch(path: PathBuf, reloader: surety_gateway::server::Reloader) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => Some(s),
@@ -99,4 +99,100 @@ async fn watch(path: PathBuf, reloader: surety_gateway::server::Reloader) {
             }
         }
     }
+}
+
+/// Decisions for a gateway embedded in the Surety server: asked in-process, as the
+/// registered resource server, with the same rules and audit events as over HTTP.
+#[derive(Debug)]
+struct InProcess {
+    state: surety_server::AppState,
+    rs: surety_store::ResourceServer,
+}
+
+fn refused(e: &surety_server::ApiError) -> surety_sdk::ClientError {
+    let (status, body) = e.to_body();
+    surety_sdk::ClientError::Api { status, body }
+}
+
+#[async_trait::async_trait]
+impl surety_gateway::decider::Decider for InProcess {
+    async fn decide(
+        &self,
+        input: &surety_api::decisions::DecisionInput,
+    ) -> Result<surety_api::decisions::DecisionView, surety_sdk::ClientError> {
+        surety_server::embed::decide(&self.state, &self.rs, input)
+            .await
+            .map_err(|e| refused(&e))
+    }
+
+    async fn is_active(&self, token: &str, jti: &str) -> Result<bool, surety_sdk::ClientError> {
+        surety_server::embed::is_active(&self.state, &self.rs, token, jti)
+            .await
+            .map_err(|e| refused(&e))
+    }
+}
+
+/// Paths of the Surety server an embedded gateway's prefixes may not take.
+const RESERVED: [&str; 10] = [
+    "/v1",
+    "/oauth2",
+    "/ui",
+    "/jwks",
+    "/access",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi",
+    "/.well-known",
+];
+
+/// The gateway of `file`, to serve inside the Surety server of `state` (`surety serve
+/// --gateway`): on the server's listener, so its `public_url` and `issuer` are the server's
+/// issuer; each upstream's `client_id` a resource server registered here for its resource.
+pub async fn embedded(
+    state: &surety_server::AppState,
+    file: &std::path::Path,
+) -> anyhow::Result<(axum::Router, surety_gateway::server::Reloader)> {
+    let config = surety_gateway::GatewayConfig::load(file)?;
+    let issuer = state.config.issuer_url();
+    let issuer = issuer.trim_end_matches('/');
+    anyhow::ensure!(
+        config.public_url == issuer && config.issuer == issuer,
+        "{}: an embedded gateway's `public_url` and `issuer` are this server's issuer `{issuer}`",
+        file.display()
+    );
+    let mut deciders = std::collections::HashMap::new();
+    for u in &config.upstreams {
+        anyhow::ensure!(
+            !RESERVED
+                .iter()
+                .any(|r| u.prefix == *r || u.prefix.starts_with(&format!("{r}/"))),
+            "{}: prefix `{}` is a path of the Surety server",
+            file.display(),
+            u.prefix
+        );
+        let id = u
+            .client_id
+            .parse()
+            .map_err(|e| anyhow::anyhow!("`client_id` `{}`: {e}", u.client_id))?;
+        let rs = surety_server::embed::resource_server(state, id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.to_body().1.error))?
+            .filter(|rs| rs.audience == u.resource)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "`{}` is not an active resource server registered for `{}`",
+                    u.client_id,
+                    u.resource
+                )
+            })?;
+        let decider: std::sync::Arc<dyn surety_gateway::decider::Decider> =
+            std::sync::Arc::new(InProcess {
+                state: state.clone(),
+                rs,
+            });
+        deciders.insert(u.prefix.clone(), decider);
+    }
+    surety_gateway::server::build_with(config, None, &|u| deciders.get(&u.prefix).cloned(), false)
+        .map_err(anyhow::Error::msg)
 }

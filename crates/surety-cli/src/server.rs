@@ -83,6 +83,10 @@ pub struct ServeArgs {
     /// Development mode (allows a plain-http issuer on a non-loopback host).
     #[arg(long)]
     dev: bool,
+    /// Also serve the MCP gateway of this file, in this process: decisions are asked
+    /// in-process (see docs/gateway.md).
+    #[arg(long, value_name = "FILE")]
+    gateway: Option<PathBuf>,
 }
 
 /// `surety config`.
@@ -215,7 +219,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = server.local_addr()?;
     tracing::info!(%addr, %issuer, backend, "surety listening");
     eprintln!("Surety is listening on http://{addr} (issuer {issuer}, {backend} database).");
-    server.run(shutdown_signal()).await?;
+    match &args.gateway {
+        Some(file) => {
+            let (extra, reloader) = crate::gateway::embedded(server.state(), file).await?;
+            tokio::spawn(crate::gateway::watch(file.clone(), reloader));
+            tracing::info!(file = %file.display(), "serving the MCP gateway in-process");
+            server.run_with(shutdown_signal(), extra).await?;
+        }
+        None => server.run(shutdown_signal()).await?,
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

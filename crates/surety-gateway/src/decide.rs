@@ -14,7 +14,7 @@ use crate::mapping::Evaluation;
 use crate::server::{Gateway, Route};
 
 /// Methods named as such in metrics.
-const KNOWN_METHODS: [&str; 16] = [
+const KNOWN_METHODS: [&str; 18] = [
     "initialize",
     "ping",
     "tools/list",
@@ -30,6 +30,8 @@ const KNOWN_METHODS: [&str; 16] = [
     "logging/setLevel",
     "tasks/get",
     "tasks/list",
+    "tasks/result",
+    "tasks/cancel",
     "response",
 ];
 
@@ -142,7 +144,7 @@ pub fn without_approval(message: &Message) -> Option<Value> {
 
 async fn ask(route: &Route, input: &DecisionInput) -> Result<DecisionView, Verdict> {
     let started = Instant::now();
-    let view = route.verifier.decide(input).await.map_err(|e| match &e {
+    let view = route.decider.decide(input).await.map_err(|e| match &e {
         // Surety refused the question itself (arguments too large, too many requests
         // waiting for approval…): the call is refused, with Surety's reason.
         surety_sdk::ClientError::Api {
@@ -296,8 +298,10 @@ pub fn audit(
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     // Metric labels only from bounded sets: a method MCP defines, a tool the policy let
     // through. (The audit line keeps what was asked.)
-    let method_label = if KNOWN_METHODS.contains(&method) || method.starts_with("notifications/") {
+    let method_label = if KNOWN_METHODS.contains(&method) {
         method.to_owned()
+    } else if method.starts_with("notifications/") {
+        "notifications".to_owned()
     } else {
         "other".to_owned()
     };

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod decide;
+pub mod decider;
 pub mod jsonrpc;
 pub mod mapping;
 pub mod server;

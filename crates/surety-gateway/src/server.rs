@@ -39,6 +39,8 @@ const TO_CLIENT: [&str; 4] = [
 pub struct Route {
     pub(crate) upstream: Upstream,
     pub(crate) verifier: ResourceVerifier,
+    /// Who answers decisions and introspection: Surety over HTTP, or in-process.
+    pub(crate) decider: Arc<dyn crate::decider::Decider>,
     /// `x-authzen-mapping` per tool, as the upstream declared it in `tools/list`.
     declared: RwLock<HashMap<String, Value>>,
     /// `x-authzen-mapping` per tool from the gateway's configuration (reloadable), which
@@ -60,9 +62,16 @@ type Shared = (Arc<Gateway>, Arc<Route>);
 
 impl Route {
     /// A route for `upstream`, verifying tokens with its registration at Surety.
-    pub fn new(config: &GatewayConfig, upstream: Upstream) -> Result<Self, String> {
-        let key = surety_sdk::keyfile::read(&upstream.key_file)
-            .map_err(|e| format!("{}: {e}", upstream.key_file.display()))?;
+    pub fn new(
+        config: &GatewayConfig,
+        upstream: Upstream,
+        decider: Option<Arc<dyn crate::decider::Decider>>,
+    ) -> Result<Self, String> {
+        let read = || {
+            surety_sdk::keyfile::read(&upstream.key_file)
+                .map_err(|e| format!("{}: {e}", upstream.key_file.display()))
+        };
+        let key = read()?;
         let id = upstream
             .client_id
             .parse()
@@ -72,7 +81,15 @@ impl Route {
         let verifier = ResourceVerifier::new(&config.issuer, &upstream.resource, id, key)
             .map_err(|e| e.to_string())?
             .without_introspection();
+        let decider = match decider {
+            Some(d) => d,
+            None => Arc::new(
+                ResourceVerifier::new(&config.issuer, &upstream.resource, id, read()?)
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
         Ok(Self {
+            decider,
             configured: RwLock::new(upstream.tools.clone()),
             upstream,
             verifier,
@@ -173,6 +190,18 @@ pub fn build(
     config: GatewayConfig,
     metrics: Option<PrometheusHandle>,
 ) -> Result<(Router, Reloader), String> {
+    build_with(config, metrics, &|_| None, true)
+}
+
+/// [`build`], with `decider` naming who decides for an upstream (`None`: Surety over HTTP);
+/// `standalone` adds `/healthz` and `/metrics` (a gateway embedded in the Surety server has
+/// the server's).
+pub fn build_with(
+    config: GatewayConfig,
+    metrics: Option<PrometheusHandle>,
+    decider: &dyn Fn(&Upstream) -> Option<Arc<dyn crate::decider::Decider>>,
+    standalone: bool,
+) -> Result<(Router, Reloader), String> {
     let http = reqwest::Client::builder()
         .connect_timeout(config.upstream_timeout)
         .redirect(reqwest::redirect::Policy::none())
@@ -181,7 +210,7 @@ pub fn build(
     let routes: Vec<Route> = config
         .upstreams
         .iter()
-        .map(|u| Route::new(&config, u.clone()))
+        .map(|u| Route::new(&config, u.clone(), decider(u)))
         .collect::<Result<_, _>>()?;
     let limit = config.max_body_bytes;
     let routes: Vec<Arc<Route>> = routes.into_iter().map(Arc::new).collect();
@@ -194,9 +223,12 @@ pub fn build(
         http,
         metrics,
     });
-    let mut app = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(render_metrics).with_state(gateway.clone()));
+    let mut app = Router::new();
+    if standalone {
+        app = app
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/metrics", get(render_metrics).with_state(gateway.clone()));
+    }
     for route in routes {
         let shared: Shared = (gateway.clone(), route.clone());
         let prefix = route.upstream.prefix.clone();
@@ -320,7 +352,7 @@ async fn still_active(
     if !gw.config.introspect {
         return Ok(());
     }
-    match route.verifier.is_active(token, &claims.jti).await {
+    match route.decider.is_active(token, &claims.jti).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(unauthorized(
             gw,
@@ -542,7 +574,8 @@ async fn post(State((gw, route)): State<Shared>, headers: HeaderMap, body: Bytes
                     data,
                     outcome: o,
                 } => {
-                    decide::audit(&claims, message, o, data.as_ref(), None, started);
+                    // What to approve is for the client; the request id is a bearer value, not for logs.
+                    decide::audit(&claims, message, o, None, None, started);
                     return rpc_error(message.id.as_ref(), code, &text, data);
                 }
             }

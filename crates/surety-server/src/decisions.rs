@@ -606,6 +606,16 @@ pub async fn native(
     ResourceServerCaller(rs): ResourceServerCaller,
     Json(body): Json<DecisionInput>,
 ) -> Result<axum::Json<DecisionView>> {
+    decide_native(&state, &rs, &body).await.map(axum::Json)
+}
+
+/// A native decision for resource server `rs`, already authenticated: what `POST
+/// /v1/decisions` answers, for a caller in the same process (the embedded MCP gateway).
+pub async fn decide_native(
+    state: &AppState,
+    rs: &ResourceServer,
+    body: &DecisionInput,
+) -> Result<DecisionView> {
     let asked = Asked {
         token: &body.token,
         named_agent: None,
@@ -617,15 +627,15 @@ pub async fn native(
         auth_req_id: body.auth_req_id.as_deref(),
         request_approval: body.request_approval,
     };
-    let d = decide(&state, &rs, &asked).await?;
-    Ok(axum::Json(DecisionView {
+    let d = decide(state, rs, &asked).await?;
+    Ok(DecisionView {
         decision: outcome_name(d.decision.outcome).to_owned(),
         reasons: d.decision.reasons,
         policy_ids: d.decision.policy_ids,
         decision_id: d.id,
         policy_version: d.decision.version,
         step_up: d.step_up,
-    }))
+    })
 }
 
 /// The AuthZEN answer. The context names the decision (`id`, for the audit log) and, for a

@@ -232,6 +232,21 @@ fn header_safe(description: &str) -> String {
         .collect()
 }
 
+impl ApiError {
+    /// The HTTP status and body this error answers with (for callers in the same process).
+    #[must_use]
+    pub fn to_body(&self) -> (u16, ErrorBody) {
+        (
+            self.status.as_u16(),
+            ErrorBody {
+                error: self.code.to_owned(),
+                error_description: Some(self.description.clone()),
+                current_state: self.current_state.clone(),
+            },
+        )
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {

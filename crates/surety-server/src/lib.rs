@@ -11,6 +11,7 @@ pub mod bootstrap;
 pub mod config;
 mod csv;
 mod decisions;
+pub mod embed;
 mod error;
 mod extract;
 mod inventory;

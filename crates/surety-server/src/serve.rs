@@ -61,12 +61,29 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.run_with(shutdown, axum::Router::new()).await
+    }
+
+    /// [`Server::run`], serving `extra` routes next to Surety's (the embedded MCP gateway).
+    pub async fn run_with(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        extra: axum::Router,
+    ) -> std::io::Result<()> {
         let grace = self.state.config.shutdown_grace;
         let purger = tokio::spawn(purge_loop(self.state.clone()));
         let checkpointer = tokio::spawn(checkpoint_loop(self.state.clone()));
-        let app = router(self.state);
+        let app = router(self.state).merge(extra);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let serve = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+        use axum::serve::ListenerExt as _;
+        // Streamed answers (SSE, the embedded gateway's relays) go out in pieces: without
+        // TCP_NODELAY the last one waits for the client's delayed ACK (40 ms on Linux).
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
             let _ = stop_tx.send(true);

@@ -11,5 +11,5 @@
 pub(crate) mod api;
 mod cli;
 mod compliance;
-mod e2e;
+pub(crate) mod e2e;
 mod support;

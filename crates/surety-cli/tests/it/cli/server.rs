@@ -386,3 +386,190 @@ fn gateway_check_reads_the_file_and_names_the_offending_key() {
         assert!(err.contains(key), "{key}: {err}");
     }
 }
+
+/// `surety serve --gateway`: the MCP gateway in the server's process, deciding in-process:
+/// an allowed call reaches the MCP server, a refused one does not, a bad file stops the
+/// start with the reason.
+#[tokio::test]
+async fn serve_with_an_embedded_gateway_decides_in_process() {
+    use crate::e2e::gateway::{lines, python, start_upstream};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap().to_owned();
+    let port = free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let resource = format!("{issuer}/crm");
+    let init = json(surety(
+        &["init", "--data-dir", &data_s, "--issuer", &issuer, "--json"],
+        &[],
+    ));
+    let profile = init["profile"].as_str().unwrap().to_owned();
+    let admin = [("SURETY_PROFILE", profile.as_str())];
+    let server = Serve::start_on(port, &["--data-dir", &data_s], &[]);
+    let key = |name: &str| {
+        let path = dir.path().join(name);
+        ok(surety(
+            &["agent", "keygen", "--out", path.to_str().unwrap()],
+            &[],
+        ));
+        path
+    };
+    let (agent_key, rs_key) = (key("agent.jwk"), key("gateway.jwk"));
+    let agent = ok(surety(
+        &[
+            "agent",
+            "register",
+            "mcp-bot",
+            "--public-key",
+            agent_key.to_str().unwrap(),
+        ],
+        &admin,
+    ))
+    .trim()
+    .to_owned();
+    let rs = ok(surety(
+        &[
+            "resource",
+            "add",
+            "--audience",
+            &resource,
+            "--public-key",
+            rs_key.to_str().unwrap(),
+        ],
+        &admin,
+    ))
+    .trim()
+    .to_owned();
+    let grant = ok(surety(
+        &[
+            "grant",
+            "create",
+            "--agent",
+            &agent,
+            "--scope",
+            "crm.read_customer",
+            "--resource",
+            &resource,
+            "--expires",
+            "1h",
+        ],
+        &admin,
+    ))
+    .trim()
+    .to_owned();
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+
+    let py = tokio::task::spawn_blocking(python).await.unwrap();
+    let up_port = free_port();
+    let _upstream = start_upstream(&py, up_port, dir.path());
+    let file = dir.path().join("gateway.toml");
+    let toml = format!(
+        "public_url = \"{issuer}\"\nissuer = \"{issuer}\"\n[[upstream]]\nprefix = \"/crm\"\n\
+         url = \"http://127.0.0.1:{up_port}/mcp\"\nclient_id = \"{rs}\"\nkey_file = \"gateway.jwk\"\n"
+    );
+    // A prefix that is one of the server's paths is refused, and the server does not start.
+    std::fs::write(&file, toml.replace("prefix = \"/crm\"", "prefix = \"/v1\"")).unwrap();
+    let refused = fails(
+        Command::new(BIN)
+            .env_clear()
+            .args([
+                "serve",
+                "--data-dir",
+                &data_s,
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--gateway",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap(),
+    );
+    assert!(refused.contains("/v1"), "{refused}");
+
+    std::fs::write(&file, &toml).unwrap();
+    let server = Serve::start_on(
+        port,
+        &["--data-dir", &data_s, "--gateway", file.to_str().unwrap()],
+        &[],
+    );
+    let token: Value = json(surety(
+        &[
+            "token",
+            "--server",
+            &issuer,
+            "--key",
+            agent_key.to_str().unwrap(),
+            "--agent",
+            &agent,
+            "--grant",
+            &grant,
+        ],
+        &[],
+    ));
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let key = surety_sdk::keyfile::read(&agent_key).unwrap();
+    let post = async |body: Value, session: Option<&str>| {
+        let proof = surety_jose::rfc9449::create(
+            &key,
+            "POST",
+            &resource,
+            Some(&token),
+            None,
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        let mut r = surety_testkit::http()
+            .post(&resource)
+            .header("Authorization", format!("DPoP {token}"))
+            .header("DPoP", proof)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2025-06-18");
+        if let Some(s) = session {
+            r = r.header("Mcp-Session-Id", s);
+        }
+        r.body(body.to_string()).send().await.unwrap()
+    };
+    let init = post(serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}), None).await;
+    assert_eq!(init.status(), 200);
+    let session = init.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let call = async |tool: &str| {
+        let r = post(
+            serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": tool, "arguments": {"customer_id": "c-9", "user": "eve", "role": "admin"}}}),
+            Some(&session),
+        )
+        .await;
+        r.text().await.unwrap()
+    };
+    let read = call("crm.read_customer").await;
+    assert!(read.contains("customer c-9: ACME Corp"), "{read}");
+    let denied = call("iam.grant_role").await;
+    assert!(
+        denied.contains("-32003") && denied.contains("Access denied"),
+        "{denied}"
+    );
+    let calls: Vec<Value> = lines(&dir.path().join("calls.jsonl"));
+    assert_eq!(
+        calls.len(),
+        1,
+        "only the allowed call reached the server: {calls:?}"
+    );
+    // The decision is in Surety's audit log, made for the gateway's registration.
+    let events = json(surety(
+        &["audit", "list", "--type", "decision.made", "--json"],
+        &admin,
+    ));
+    assert_eq!(
+        events["items"][0]["details"]["resource_server"],
+        rs.as_str()
+    );
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+}

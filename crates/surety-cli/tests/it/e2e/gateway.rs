@@ -26,7 +26,7 @@ fn mcp_dir() -> PathBuf {
 
 /// A virtualenv with the pinned official SDK (`.ci/run` makes it; a bare `cargo test` makes
 /// it here). Never skips: no Python is a failure.
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     static VENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = VENV
         .lock()
@@ -66,7 +66,7 @@ fn free_port() -> u16 {
 }
 
 /// The upstream MCP server, killed when dropped.
-struct Upstream(Child);
+pub(crate) struct Upstream(Child);
 
 impl Drop for Upstream {
     fn drop(&mut self) {
@@ -75,7 +75,7 @@ impl Drop for Upstream {
     }
 }
 
-fn start_upstream(py: &Path, port: u16, dir: &Path) -> Upstream {
+pub(crate) fn start_upstream(py: &Path, port: u16, dir: &Path) -> Upstream {
     let mut child = Command::new(py)
         .arg(mcp_dir().join("upstream.py"))
         .args(["--port", &port.to_string(), "--log"])
@@ -94,7 +94,7 @@ fn start_upstream(py: &Path, port: u16, dir: &Path) -> Upstream {
     Upstream(child)
 }
 
-fn lines(path: &Path) -> Vec<Value> {
+pub(crate) fn lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()

@@ -2,7 +2,7 @@
 //! `.ci/run`, pinned in `tests/e2e/package.json` and its lock file): the client drives a real
 //! server, and the server's own records are checked afterwards.
 
-mod gateway;
+pub(crate) mod gateway;
 mod inventory;
 
 use std::io::Write;
