@@ -102,6 +102,40 @@ pub(crate) fn lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// A fresh DPoP proof by `key` for a POST to `htu` with `token`.
+fn proof_for(key: &PrivateJwk, htu: &str, token: &str) -> String {
+    rfc9449::create(
+        key,
+        "POST",
+        htu,
+        Some(token),
+        None,
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap()
+}
+
+/// A JSON-RPC POST to `url` as the holder of `token` with `proof`, on `session` if any.
+fn mcp_post(
+    url: &str,
+    token: &str,
+    proof: String,
+    session: Option<&str>,
+) -> reqwest::RequestBuilder {
+    let mut r = http()
+        .post(url)
+        .header("Authorization", format!("DPoP {token}"))
+        .header("DPoP", proof)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json, text/event-stream");
+    if let Some(id) = session {
+        r = r
+            .header("Mcp-Session-Id", id)
+            .header("Mcp-Protocol-Version", "2025-06-18");
+    }
+    r
+}
+
 /// Everything a test needs: Surety, the upstream, the gateway in front of it, an agent with
 /// a grant for the gateway's resource and a token for it.
 struct Setup {
@@ -206,22 +240,8 @@ impl Setup {
 
     /// A POST to the gateway with the agent's token and a fresh proof for `htu`.
     fn post(&self, htu: &str, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
-        let proof = rfc9449::create(
-            &self.agent_key,
-            "POST",
-            htu,
-            Some(&self.token),
-            None,
-            time::OffsetDateTime::now_utc(),
-        )
-        .unwrap();
-        http()
-            .post(&self.gateway_url)
-            .header("Authorization", format!("DPoP {}", self.token))
-            .header("DPoP", proof)
-            .header("Content-Type", "application/json")
-            .header("Accept", "application/json, text/event-stream")
-            .body(body)
+        let proof = proof_for(&self.agent_key, htu, &self.token);
+        mcp_post(&self.gateway_url, &self.token, proof, None).body(body)
     }
 }
 
@@ -444,23 +464,7 @@ async fn the_gateway_refuses_what_it_must() {
     let (other_key, other_token) = agent_with_token(&s.server, "other", &url).await;
     let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}).to_string();
     let on_session = |key: &PrivateJwk, token: &str| {
-        let proof = rfc9449::create(
-            key,
-            "POST",
-            &url,
-            Some(token),
-            None,
-            time::OffsetDateTime::now_utc(),
-        )
-        .unwrap();
-        http()
-            .post(&url)
-            .header("Authorization", format!("DPoP {token}"))
-            .header("DPoP", proof)
-            .header("Mcp-Session-Id", session.clone())
-            .header("Mcp-Protocol-Version", "2025-06-18")
-            .header("Content-Type", "application/json")
-            .header("Accept", "application/json, text/event-stream")
+        mcp_post(&url, token, proof_for(key, &url, token), Some(&session))
             .body(ping.clone())
             .send()
     };
@@ -477,20 +481,8 @@ async fn the_gateway_refuses_what_it_must() {
     // A token for another resource, with a good proof for the gateway.
     let (elsewhere_key, elsewhere) =
         agent_with_token(&s.server, "elsewhere", "https://crm.example").await;
-    let proof = rfc9449::create(
-        &elsewhere_key,
-        "POST",
-        &url,
-        Some(&elsewhere),
-        None,
-        time::OffsetDateTime::now_utc(),
-    )
-    .unwrap();
-    let r = http()
-        .post(&url)
-        .header("Authorization", format!("DPoP {elsewhere}"))
-        .header("DPoP", proof)
-        .header("Content-Type", "application/json")
+    let proof = proof_for(&elsewhere_key, &url, &elsewhere);
+    let r = mcp_post(&url, &elsewhere, proof, None)
         .body(init.clone())
         .send()
         .await
@@ -515,22 +507,9 @@ async fn the_gateway_refuses_what_it_must() {
             .unwrap()
             .contains("invalid_dpop_proof")
     );
-    let proof = rfc9449::create(
-        &s.agent_key,
-        "POST",
-        &url,
-        Some(&s.token),
-        None,
-        time::OffsetDateTime::now_utc(),
-    )
-    .unwrap();
+    let proof = proof_for(&s.agent_key, &url, &s.token);
     let send = |proof: String| {
-        http()
-            .post(&url)
-            .header("Authorization", format!("DPoP {}", s.token))
-            .header("DPoP", proof)
-            .header("Content-Type", "application/json")
-            .header("Accept", "application/json, text/event-stream")
+        mcp_post(&url, &s.token, proof, None)
             .body(init.clone())
             .send()
     };
@@ -588,25 +567,14 @@ async fn the_gateway_refuses_what_it_must() {
     let call = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
         "name": "crm.read_customer", "arguments": {"customer_id": "c", "on_behalf_of": "hum_someone_else"}}});
     let on_session_call = |body: String| {
-        let proof = rfc9449::create(
-            &s.agent_key,
-            "POST",
+        mcp_post(
             &url,
-            Some(&s.token),
-            None,
-            time::OffsetDateTime::now_utc(),
+            &s.token,
+            proof_for(&s.agent_key, &url, &s.token),
+            Some(&session),
         )
-        .unwrap();
-        http()
-            .post(&url)
-            .header("Authorization", format!("DPoP {}", s.token))
-            .header("DPoP", proof)
-            .header("Mcp-Session-Id", session.clone())
-            .header("Mcp-Protocol-Version", "2025-06-18")
-            .header("Content-Type", "application/json")
-            .header("Accept", "application/json, text/event-stream")
-            .body(body)
-            .send()
+        .body(body)
+        .send()
     };
     let r: Value = on_session_call(call.to_string())
         .await
