@@ -576,7 +576,28 @@ async fn post(State((gw, route)): State<Shared>, headers: HeaderMap, body: Bytes
                 } => {
                     // What to approve is for the client; the request id is a bearer value, not for logs.
                     decide::audit(&claims, message, o, None, None, started);
-                    return rpc_error(message.id.as_ref(), code, &text, data);
+                    let mut r = rpc_error(message.id.as_ref(), code, &text, data);
+                    // MCP authorization (scope challenge): an action outside the token's
+                    // scope is a 403 naming the scope to ask for — the same answer whether or
+                    // not such a tool exists. The JSON-RPC error stays in the body.
+                    let scope: Vec<&str> = claims.scope.split(' ').collect();
+                    let missing: Vec<String> = evaluations
+                        .iter()
+                        .map(decide::surety_action)
+                        .filter(|a| !scope.contains(&a.as_str()))
+                        .collect();
+                    if o == "deny" && !missing.is_empty() {
+                        *r.status_mut() = StatusCode::FORBIDDEN;
+                        let challenge = format!(
+                            "DPoP algs=\"EdDSA ES256\", error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{}\"",
+                            missing.join(" ").replace(['"', '\\'], ""),
+                            route.metadata_url(&gw.config)
+                        );
+                        if let Ok(v) = HeaderValue::from_str(&challenge) {
+                            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                        }
+                    }
+                    return r;
                 }
             }
         }

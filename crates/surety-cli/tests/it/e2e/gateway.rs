@@ -591,6 +591,27 @@ async fn the_gateway_refuses_what_it_must() {
         "{r}"
     );
 
+    // A tool outside the token's scope: 403 insufficient_scope naming the scope (MCP's scope
+    // challenge), with the same JSON-RPC error in the body — whether or not the tool exists.
+    for tool in ["iam.grant_role", "no.such_tool"] {
+        let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": tool, "arguments": {}}});
+        let r = on_session_call(call.to_string()).await.unwrap();
+        assert_eq!(r.status(), 403, "{tool}");
+        let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        assert!(
+            challenge.contains("error=\"insufficient_scope\"")
+                && challenge.contains(&format!("scope=\"{tool}\"")),
+            "{challenge}"
+        );
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(
+            (
+                body["error"]["code"].as_i64(),
+                body["error"]["message"].as_str()
+            ),
+            (Some(-32003), Some("Access denied"))
+        );
+    }
     // Upstream down: a clear error, quickly.
     s.upstream.take();
     let r = s.post(&url, init.clone()).send().await.unwrap();
