@@ -385,17 +385,29 @@ async fn the_official_mcp_sdk_calls_tools_through_the_gateway() {
         .as_str()
         .expect("an auth_req_id")
         .to_owned();
-    // The human approves with their device key.
-    let admin = s.server.admin_client();
-    let pending = admin
-        .list_approvals(&surety_api::approvals::ApprovalQuery::default())
-        .await
-        .unwrap();
-    assert_eq!(pending.items.len(), 1);
-    admin
-        .answer_approval(&pending.items[0], true, Some("checked".into()))
-        .await
-        .unwrap();
+    // The human approves with their device key, from the command line.
+    let profile = super::admin_profile(&s.server, s.dir.path());
+    let listed = super::surety_cli(&profile, &["approve", "list", "--json"]).await;
+    assert!(
+        listed.status.success(),
+        "{}",
+        describe("surety approve list", &listed)
+    );
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let id = listed["items"][0]["id"]
+        .as_str()
+        .expect("one request waits")
+        .to_owned();
+    let approved = super::surety_cli(
+        &profile,
+        &["approve", "approve", &id, "--reason", "checked"],
+    )
+    .await;
+    assert!(
+        approved.status.success(),
+        "{}",
+        describe("surety approve approve", &approved)
+    );
     writeln!(stdin, "{}", json!({"auth_req_id": auth_req_id})).unwrap();
     let paid = next().await;
     assert_eq!(paid["ok"], true, "{paid}");
