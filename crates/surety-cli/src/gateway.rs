@@ -106,7 +106,30 @@ pub(crate) async fn watch(path: PathBuf, reloader: surety_gateway::server::Reloa
 #[derive(Debug)]
 struct InProcess {
     state: surety_server::AppState,
-    rs: surety_store::ResourceServer,
+    id: surety_core::id::ResourceServerId,
+    audience: String,
+}
+
+impl InProcess {
+    /// The registration, read again for every question: disabling it, or giving it another
+    /// audience, takes effect at once.
+    async fn rs(&self) -> Result<surety_store::ResourceServer, surety_sdk::ClientError> {
+        surety_server::embed::resource_server(&self.state, self.id)
+            .await
+            .map_err(|e| refused(&e))?
+            .filter(|rs| rs.audience == self.audience)
+            .ok_or_else(|| surety_sdk::ClientError::Api {
+                status: 401,
+                body: surety_api::ErrorBody {
+                    error: "invalid_client".into(),
+                    error_description: Some(format!(
+                        "`{}` is no longer an active resource server for `{}`",
+                        self.id, self.audience
+                    )),
+                    current_state: None,
+                },
+            })
+    }
 }
 
 fn refused(e: &surety_server::ApiError) -> surety_sdk::ClientError {
@@ -120,13 +143,15 @@ impl surety_gateway::decider::Decider for InProcess {
         &self,
         input: &surety_api::decisions::DecisionInput,
     ) -> Result<surety_api::decisions::DecisionView, surety_sdk::ClientError> {
-        surety_server::embed::decide(&self.state, &self.rs, input)
+        let rs = self.rs().await?;
+        surety_server::embed::decide(&self.state, &rs, input)
             .await
             .map_err(|e| refused(&e))
     }
 
     async fn is_active(&self, token: &str, jti: &str) -> Result<bool, surety_sdk::ClientError> {
-        surety_server::embed::is_active(&self.state, &self.rs, token, jti)
+        let rs = self.rs().await?;
+        surety_server::embed::is_active(&self.state, &rs, token, jti)
             .await
             .map_err(|e| refused(&e))
     }
@@ -189,7 +214,8 @@ pub async fn embedded(
         let decider: std::sync::Arc<dyn surety_gateway::decider::Decider> =
             std::sync::Arc::new(InProcess {
                 state: state.clone(),
-                rs,
+                id: rs.id,
+                audience: rs.audience,
             });
         deciders.insert(u.prefix.clone(), decider);
     }

@@ -54,8 +54,44 @@ impl Malformed {
     }
 }
 
+/// Folds a key as the most lenient JSON decoders match field names (Go's `encoding/json`
+/// folds case, and `ſ` to `s`, `K` to `k`).
+fn fold(key: &str) -> String {
+    key.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'ſ' => 's',
+            other => other,
+        })
+        .collect()
+}
+
+/// Refuses objects whose keys another decoder could read differently from this one: two keys
+/// equal but for case (`"method"` and `"Method"`), or a key with a NUL. The gateway decides
+/// on what it parsed, and forwards exactly that, so no key may mean two things.
+fn unambiguous(v: &Value) -> Result<(), Malformed> {
+    match v {
+        Value::Object(fields) => {
+            let mut seen = std::collections::HashSet::new();
+            for (k, v) in fields {
+                if k.contains('\0') || !seen.insert(fold(k)) {
+                    return Err(Malformed::NotJsonRpc(format!(
+                        "the key `{}` is ambiguous (a NUL, or another key equal but for case)",
+                        k.replace('\0', "\\0")
+                    )));
+                }
+                unambiguous(v)?;
+            }
+            Ok(())
+        }
+        Value::Array(items) => items.iter().try_for_each(unambiguous),
+        _ => Ok(()),
+    }
+}
+
 fn message(v: Value) -> Result<Message, Malformed> {
     let bad = |why: &str| Malformed::NotJsonRpc(why.to_owned());
+    unambiguous(&v)?;
     let obj = v
         .as_object()
         .ok_or_else(|| bad("a JSON-RPC message must be an object"))?;
@@ -158,6 +194,12 @@ mod tests {
                 INVALID_REQUEST,
             ),
             (br#"{"jsonrpc":"2.0","id":1}"#, INVALID_REQUEST),
+            // Keys another decoder could read otherwise: smuggling past the decision.
+            (br#"{"jsonrpc":"2.0","id":1,"method":"ping","Method":"tools/call"}"#, INVALID_REQUEST),
+            (br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","NAME":"b"}}"#, INVALID_REQUEST),
+            (br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"arguments":{"amount":1,"AMOUNT":9}}}"#, INVALID_REQUEST),
+            (br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"nam\u017fe":1,"namse":2}}"#, INVALID_REQUEST),
+            (br#"{"jsonrpc":"2.0","id":1,"method\u0000":"x","method":"y"}"#, INVALID_REQUEST),
         ] {
             assert_eq!(
                 parse(body).unwrap_err().code(),

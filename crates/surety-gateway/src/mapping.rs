@@ -299,6 +299,10 @@ pub fn plan(
         if !params["name"].is_string() {
             return Err(err("`params.name` must be the tool's name"));
         }
+        // What is decided is what is forwarded: arguments are an object, or absent.
+        if params.get("arguments").is_some_and(|a| !a.is_object()) {
+            return Err(err("`params.arguments` must be an object"));
+        }
         if let Some(mapping) = declared {
             return apply(mapping, params, token, anchor).map(Plan::Decide);
         }

@@ -47,7 +47,7 @@ pub struct Route {
     /// takes precedence over the upstream's.
     configured: RwLock<std::collections::BTreeMap<String, Value>>,
     /// Session ids the upstream gave, and the agent each belongs to.
-    sessions: RwLock<HashMap<String, String>>,
+    sessions: RwLock<HashMap<String, (String, Instant)>>,
 }
 
 /// Everything a request needs.
@@ -326,12 +326,20 @@ async fn authenticate(
         .map(|(_, t)| t.trim().to_owned())
         .unwrap_or_default();
     // A session belongs to the agent that opened it: another token may not ride on it.
+    let sessions: Vec<_> = headers.get_all("mcp-session-id").iter().collect();
+    if sessions.len() > 1 || sessions.first().is_some_and(|v| v.to_str().is_err()) {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "one Mcp-Session-Id, in visible ASCII",
+        )
+            .into_response());
+    }
     if let Some(session) = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) {
         let owner = route
             .sessions
             .read()
             .ok()
-            .and_then(|s| s.get(session).cloned());
+            .and_then(|s| s.get(session).map(|(agent, _)| agent.clone()));
         // A session this gateway did not see opened (before a restart, say) is unknown
         // too: the client initializes again (MCP: 404 ends a session).
         if owner.is_none_or(|o| o != claims.client_id) {
@@ -387,6 +395,20 @@ fn upstream_request(
     r
 }
 
+/// [`relay`], cut off after `limit`.
+fn relay_until(
+    upstream: reqwest::Response,
+    rewrite: Option<Arc<dyn Fn(Value) -> Value + Send + Sync>>,
+    limit: std::time::Duration,
+) -> Response {
+    use futures_util::StreamExt as _;
+    let (parts, body) = relay(upstream, rewrite).into_parts();
+    let stream = body
+        .into_data_stream()
+        .take_until(tokio::time::sleep(limit));
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
 /// Relays the upstream's answer as it arrives; `rewrite` may edit JSON-RPC responses
 /// (list filtering), event by event on an SSE stream.
 fn relay(
@@ -411,9 +433,18 @@ fn relay(
         Some(f) if is_sse => Body::from_stream(crate::sse::rewrite(upstream.bytes_stream(), f)),
         Some(f) => Body::from_stream(futures_util::stream::once(async move {
             let bytes = upstream.bytes().await?;
+            // An answer that cannot be read cannot be filtered: it is not passed on.
             Ok::<Bytes, reqwest::Error>(match serde_json::from_slice::<Value>(&bytes) {
                 Ok(v) => Bytes::from(f(v).to_string()),
-                Err(_) => bytes,
+                Err(_) => Bytes::from(
+                    jsonrpc::error(
+                        None,
+                        jsonrpc::UPSTREAM_UNAVAILABLE,
+                        "the MCP server's answer is not JSON",
+                        None,
+                    )
+                    .to_string(),
+                ),
             })
         })),
     };
@@ -430,6 +461,11 @@ async fn stream(State((gw, route)): State<Shared>, method: Method, headers: Head
     if let Err(r) = still_active(&gw, &route, &token, &claims).await {
         return r;
     }
+    let scope = claims.scope.split(' ').map(str::to_owned).collect();
+    let filter = filter_tools(route.clone(), scope);
+    // A stream lives no longer than the token it was opened with.
+    let left =
+        u64::try_from(claims.exp - time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
     let session = headers
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
@@ -446,7 +482,7 @@ async fn stream(State((gw, route)): State<Shared>, method: Method, headers: Head
             {
                 s.remove(&id);
             }
-            relay(up, None)
+            relay_until(up, Some(filter), std::time::Duration::from_secs(left))
         }
         Err(e) => {
             tracing::warn!(error = %e, upstream = %route.upstream.url, "upstream unavailable");
@@ -455,16 +491,43 @@ async fn stream(State((gw, route)): State<Shared>, method: Method, headers: Head
     }
 }
 
+/// Sessions one agent may hold open here, and all agents together.
+const SESSIONS_PER_AGENT: usize = 64;
+const SESSIONS: usize = 100_000;
+
+/// Records a session the upstream opened for `agent`; beyond the caps, the oldest go.
+/// A session id is never given to another agent.
+fn remember_session(s: &mut HashMap<String, (String, Instant)>, id: &str, agent: &str) {
+    if s.contains_key(id) {
+        return;
+    }
+    let oldest = |s: &HashMap<String, (String, Instant)>, of: Option<&str>| {
+        s.iter()
+            .filter(|(_, (a, _))| of.is_none_or(|of| a == of))
+            .min_by_key(|(_, (_, t))| *t)
+            .map(|(k, _)| k.clone())
+    };
+    if s.values().filter(|(a, _)| a == agent).count() >= SESSIONS_PER_AGENT
+        && let Some(k) = oldest(s, Some(agent))
+    {
+        s.remove(&k);
+    }
+    if s.len() >= SESSIONS
+        && let Some(k) = oldest(s, None)
+    {
+        s.remove(&k);
+    }
+    s.insert(id.to_owned(), (agent.to_owned(), Instant::now()));
+}
+
 /// Keeps only the tools the token's scope names (and learns their declared mappings).
 fn filter_tools(
     route: Arc<Route>,
     scope: Vec<String>,
-    id: Option<Value>,
 ) -> Arc<dyn Fn(Value) -> Value + Send + Sync> {
+    // Every list of tools in the answer, whatever id it names (a server may echo `1.0` as
+    // `1`): nothing the scope does not name gets through.
     Arc::new(move |mut v: Value| {
-        if v.get("id") != id.as_ref() {
-            return v;
-        }
         if let Some(tools) = v.pointer_mut("/result/tools").and_then(Value::as_array_mut) {
             let mut learned = HashMap::new();
             tools.retain(|t| {
@@ -485,11 +548,20 @@ fn filter_tools(
     })
 }
 
-async fn post(State((gw, route)): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+async fn post(State((gw, route)): State<Shared>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
+    // Who is asking is known from the headers: no body is read for an anonymous caller.
     let (claims, token) = match authenticate(&gw, &route, &Method::POST, &headers).await {
         Ok(c) => c,
         Err(r) => return r,
+    };
+    let read = axum::body::to_bytes(body, gw.config.max_body_bytes);
+    let body = match tokio::time::timeout(gw.config.upstream_timeout, read).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "the body is too large").into_response();
+        }
+        Err(_) => return (StatusCode::REQUEST_TIMEOUT, "the body took too long").into_response(),
     };
     let (messages, batch) = match jsonrpc::parse(&body) {
         Ok(m) => m,
@@ -520,7 +592,14 @@ async fn post(State((gw, route)): State<Shared>, headers: HeaderMap, body: Bytes
             Ok(p) => plans.push(p),
             Err(e) => {
                 decide::audit(&claims, m, "mapping_error", None, None, started);
-                return rpc_error(m.id.as_ref(), jsonrpc::INVALID_PARAMS, &e.to_string(), None);
+                tracing::info!(error = %e, "COAZ mapping error");
+                let text = if e.0.contains("subject") || e.0.contains("agent") {
+                    // The anchoring rule is the client's to know; the mapping's text is not.
+                    "COAZ mapping error: the call names another subject or agent than its token"
+                } else {
+                    "COAZ mapping error: the call does not fit its authorization mapping"
+                };
+                return rpc_error(m.id.as_ref(), jsonrpc::INVALID_PARAMS, text, None);
             }
         }
     }
@@ -541,7 +620,14 @@ async fn post(State((gw, route)): State<Shared>, headers: HeaderMap, body: Bytes
         return r;
     }
     let message = &messages[0];
-    let mut forward = body.clone();
+    // What is forwarded is what was parsed and decided on, re-serialised: never the
+    // client's bytes, which another decoder could read differently.
+    let parsed = if batch {
+        Value::Array(messages.iter().map(|m| m.raw.clone()).collect())
+    } else {
+        messages[0].raw.clone()
+    };
+    let mut forward = Bytes::from(parsed.to_string());
     let mut rewrite = None;
     let mut outcome = "pass_through";
     let mut approval = None;
@@ -555,7 +641,7 @@ async fn post(State((gw, route)): State<Shared>, headers: HeaderMap, body: Bytes
             outcome = "list";
             if message.method.as_deref() == Some("tools/list") {
                 let scope = claims.scope.split(' ').map(str::to_owned).collect();
-                rewrite = Some(filter_tools(route.clone(), scope, message.id.clone()));
+                rewrite = Some(filter_tools(route.clone(), scope));
             }
         }
         Plan::Decide(evaluations) => {
@@ -581,10 +667,13 @@ async fn post(State((gw, route)): State<Shared>, headers: HeaderMap, body: Bytes
                     // scope is a 403 naming the scope to ask for — the same answer whether or
                     // not such a tool exists. The JSON-RPC error stays in the body.
                     let scope: Vec<&str> = claims.scope.split(' ').collect();
+                    // Only the tool the client named: a declared mapping's own action is not
+                    // revealed (nor, through it, that the tool exists).
+                    let asked = message.params["name"].as_str().unwrap_or_default();
                     let missing: Vec<String> = evaluations
                         .iter()
                         .map(decide::surety_action)
-                        .filter(|a| !scope.contains(&a.as_str()))
+                        .filter(|a| !scope.contains(&a.as_str()) && a == asked)
                         .collect();
                     if o == "deny" && !missing.is_empty() {
                         *r.status_mut() = StatusCode::FORBIDDEN;
@@ -635,7 +724,7 @@ async fn post(State((gw, route)): State<Shared>, headers: HeaderMap, body: Bytes
             .and_then(|v| v.to_str().ok())
         && let Ok(mut s) = route.sessions.write()
     {
-        s.insert(session.to_owned(), claims.client_id.clone());
+        remember_session(&mut s, session, &claims.client_id);
     }
     decide::audit(
         &claims,

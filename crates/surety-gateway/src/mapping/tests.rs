@@ -292,4 +292,6 @@ fn coaz_mcp_s8_subject_in_an_evaluations_entry_is_rejected() {
 #[test]
 fn a_tools_call_without_a_tool_name_is_refused() {
     assert!(decide("tools/call", &json!({"arguments": {}}), None).is_err());
+    // Arguments that are not an object would be decided as none and forwarded as they are.
+    assert!(decide("tools/call", &json!({"name": "x", "arguments": [1]}), None).is_err());
 }

@@ -595,11 +595,10 @@ async fn the_gateway_refuses_what_it_must() {
         .await
         .unwrap();
     assert_eq!(r["error"]["code"], -32602, "{r}");
-    assert!(
-        r["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("hum_someone_else"),
+    // The client learns the rule it broke, not the mapping's text.
+    assert_eq!(
+        r["error"]["message"],
+        "COAZ mapping error: the call names another subject or agent than its token",
         "{r}"
     );
 
@@ -624,6 +623,26 @@ async fn the_gateway_refuses_what_it_must() {
             (Some(-32003), Some("Access denied"))
         );
     }
+    // Keys another decoder could read otherwise are refused, not forwarded.
+    for smuggled in [
+        json!({"jsonrpc": "2.0", "id": 8, "method": "ping", "Method": "tools/call", "params": {"name": "iam.grant_role"}}),
+        json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "crm.read_customer", "Name": "iam.grant_role"}}),
+    ] {
+        let r = on_session_call(smuggled.to_string()).await.unwrap();
+        assert_eq!(r.status(), 400, "{smuggled}");
+        assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], -32600);
+    }
+    // The tools list is filtered, whatever id the answer names; an answer the gateway cannot
+    // read (this server refuses the id `1.0` with plain text) is not passed on.
+    for id in ["11", "1.0"] {
+        let list = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#);
+        let listed = on_session_call(list).await.unwrap().text().await.unwrap();
+        assert!(!listed.contains("iam.grant_role"), "{listed}");
+        if id == "11" {
+            assert!(listed.contains("crm.read_customer"), "{listed}");
+        }
+    }
+
     // Upstream down: a clear error, quickly.
     s.upstream.take();
     let r = s.post(&url, init.clone()).send().await.unwrap();
