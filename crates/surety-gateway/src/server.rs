@@ -423,11 +423,16 @@ fn relay(
             builder = builder.header(name, v.clone());
         }
     }
-    let is_sse = upstream
+    let content_type = upstream
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
+        .unwrap_or_default()
+        .to_owned();
+    let is_sse = content_type.starts_with("text/event-stream");
+    // Only JSON can carry a list a client would read; anything else (an empty DELETE
+    // answer, a plain-text 405) passes as it is.
+    let rewrite = rewrite.filter(|_| is_sse || content_type.starts_with("application/json"));
     let body = match rewrite {
         None => Body::from_stream(upstream.bytes_stream()),
         Some(f) if is_sse => Body::from_stream(crate::sse::rewrite(upstream.bytes_stream(), f)),

@@ -632,8 +632,8 @@ async fn the_gateway_refuses_what_it_must() {
         assert_eq!(r.status(), 400, "{smuggled}");
         assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], -32600);
     }
-    // The tools list is filtered, whatever id the answer names; an answer the gateway cannot
-    // read (this server refuses the id `1.0` with plain text) is not passed on.
+    // The tools list is filtered, whatever id the answer names (this server refuses the id
+    // `1.0` outright; nothing unfiltered comes back either way).
     for id in ["11", "1.0"] {
         let list = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#);
         let listed = on_session_call(list).await.unwrap().text().await.unwrap();
