@@ -304,6 +304,20 @@ impl TestServer {
         .unwrap()
     }
 
+    /// The audit log's verifier key (`GET /v1/audit/log-key`), trimmed.
+    pub async fn log_key(&self) -> String {
+        http()
+            .get(self.url("/v1/audit/log-key"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
     /// A fresh DPoP nonce, as the token endpoint hands out.
     #[must_use]
     pub fn nonce(&self) -> String {

@@ -26,15 +26,7 @@ async fn get(server: &TestServer, path: &str) -> reqwest::Response {
 
 /// The current checkpoint, verified with the published key.
 async fn checkpoint(server: &TestServer) -> Checkpoint {
-    let vkey = http()
-        .get(server.url("/v1/audit/log-key"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let key = NoteKey::parse(vkey.trim()).unwrap();
+    let key = NoteKey::parse(&server.log_key().await).unwrap();
     let r = get(server, "/v1/audit/checkpoint").await;
     assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
     let note = r.text().await.unwrap();
@@ -245,15 +237,7 @@ async fn checkpoints_are_made_as_events_accumulate_and_name_the_previous_one() {
         ..Options::default()
     })
     .await;
-    let vkey = http()
-        .get(server.url("/v1/audit/log-key"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let key = NoteKey::parse(vkey.trim()).unwrap();
+    let key = NoteKey::parse(&server.log_key().await).unwrap();
     let mut stored: Vec<Value> = Vec::new();
     for (round, name) in ["x", "y", "z"].into_iter().enumerate() {
         server.agent(name).await;

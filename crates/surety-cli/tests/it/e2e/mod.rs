@@ -550,15 +550,7 @@ async fn audit_export_verifies_offline_and_names_each_tampering() {
         "{}",
         describe("surety audit export", &out)
     );
-    let vkey = surety_testkit::http()
-        .get(server.url("/v1/audit/log-key"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let vkey = vkey.trim().to_owned();
+    let vkey = server.log_key().await;
     let jwks = surety_testkit::http()
         .get(server.url("/jwks"))
         .send()
@@ -820,15 +812,7 @@ async fn a_range_export_proves_its_events_against_the_signed_root() {
     }
     let dir = tempfile::tempdir().unwrap();
     let profile = admin_profile(&server, dir.path());
-    let vkey = surety_testkit::http()
-        .get(server.url("/v1/audit/log-key"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let vkey = vkey.trim().to_owned();
+    let vkey = server.log_key().await;
     let export = |name: &str, range: Vec<String>| {
         let (file, profile) = (dir.path().join(name), profile.clone());
         async move {
