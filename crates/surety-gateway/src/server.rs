@@ -533,6 +533,19 @@ fn filter_tools(
     // Every list of tools in the answer, whatever id it names (a server may echo `1.0` as
     // `1`): nothing the scope does not name gets through.
     Arc::new(move |mut v: Value| {
+        // Resources, templates and prompts are shown when the scope names what reads them
+        // (their default mappings decide `resources/read` and `prompts/get`).
+        for (list, action) in [
+            ("/result/resources", "resources/read"),
+            ("/result/resourceTemplates", "resources/read"),
+            ("/result/prompts", "prompts/get"),
+        ] {
+            if !scope.iter().any(|s| s == action)
+                && let Some(items) = v.pointer_mut(list).and_then(Value::as_array_mut)
+            {
+                items.clear();
+            }
+        }
         if let Some(tools) = v.pointer_mut("/result/tools").and_then(Value::as_array_mut) {
             let mut learned = HashMap::new();
             tools.retain(|t| {
@@ -644,7 +657,10 @@ async fn post(State((gw, route)): State<Shared>, headers: HeaderMap, body: Body)
         }
         Plan::List => {
             outcome = "list";
-            if message.method.as_deref() == Some("tools/list") {
+            if matches!(
+                message.method.as_deref(),
+                Some("tools/list" | "resources/list" | "resources/templates/list" | "prompts/list")
+            ) {
                 let scope = claims.scope.split(' ').map(str::to_owned).collect();
                 rewrite = Some(filter_tools(route.clone(), scope));
             }

@@ -1,6 +1,6 @@
 """A small MCP server for the gateway's end-to-end tests.
 
-It serves four tools over Streamable HTTP at /mcp and writes what it receives to two
+It serves four tools, a resource and a prompt over Streamable HTTP at /mcp and writes what it receives to two
 JSON-lines files, so a test can check exactly what the gateway let through:
 
   --log FILE       one line per tools/call: {"tool": ..., "arguments": {...}}
@@ -57,6 +57,14 @@ def build_server(call_log):
     @server.tool(name="files.share_external", structured_output=False)
     def share_external(path: str, email: str) -> str:
         return "shared"
+
+    @server.resource("crm://customers/c-1", name="customer c-1")
+    def customer() -> str:
+        return "ACME Corp"
+
+    @server.prompt(name="greeting")
+    def greeting() -> str:
+        return "Hello"
 
     return server
 

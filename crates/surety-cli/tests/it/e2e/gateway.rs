@@ -153,13 +153,29 @@ struct Setup {
 
 /// A new agent with a grant of two tools on `resource`, and an access token for it.
 async fn agent_with_token(server: &TestServer, name: &str, resource: &str) -> (PrivateJwk, String) {
+    agent_with_scopes(
+        server,
+        name,
+        resource,
+        &["crm.read_customer", "payments.transfer"],
+    )
+    .await
+}
+
+/// A new agent with a grant of `scopes` on `resource`, and an access token for it.
+async fn agent_with_scopes(
+    server: &TestServer,
+    name: &str,
+    resource: &str,
+    scopes: &[&str],
+) -> (PrivateJwk, String) {
     let (agent, agent_key) = server.agent(name).await;
     let grant = server
         .admin_client()
         .create_grant(&CreateGrant {
             agent: agent.id,
             principal: None,
-            scopes: vec!["crm.read_customer".into(), "payments.transfer".into()],
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
             resources: vec![resource.to_owned()],
             constraints: Some(json!({"max_amount": 5000, "currency": "EUR"})),
             max_delegation_depth: None,
@@ -641,6 +657,59 @@ async fn the_gateway_refuses_what_it_must() {
         if id == "11" {
             assert!(listed.contains("crm.read_customer"), "{listed}");
         }
+    }
+
+    // Resources and prompts are listed only to a scope that may read them: this grant names
+    // tools only; another's names `resources/read` and `prompts/get`.
+    let (reader_key, reader) = agent_with_scopes(
+        &s.server,
+        "reader",
+        &url,
+        &["resources/read", "prompts/get"],
+    )
+    .await;
+    let reader_session = mcp_post(&url, &reader, proof_for(&reader_key, &url, &reader), None)
+        .body(init.clone())
+        .send()
+        .await
+        .unwrap()
+        .headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let read = |listed: &str| -> Value {
+        let data = listed
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap_or(listed);
+        serde_json::from_str(data).unwrap()
+    };
+    for (method, key, name) in [
+        ("resources/list", "resources", "customer c-1"),
+        ("prompts/list", "prompts", "greeting"),
+    ] {
+        let list = json!({"jsonrpc": "2.0", "id": 12, "method": method}).to_string();
+        let listed = on_session_call(list.clone())
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(read(&listed)["result"][key], json!([]), "{listed}");
+        let listed = mcp_post(
+            &url,
+            &reader,
+            proof_for(&reader_key, &url, &reader),
+            Some(&reader_session),
+        )
+        .body(list)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+        assert_eq!(read(&listed)["result"][key][0]["name"], name, "{listed}");
     }
 
     // Upstream down: a clear error, quickly.
