@@ -757,3 +757,30 @@ async fn post(State((gw, route)): State<Shared>, headers: HeaderMap, body: Body)
     );
     relay(up, rewrite)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_are_capped_per_agent_and_never_change_owner() {
+        let mut s = HashMap::new();
+        for i in 0..SESSIONS_PER_AGENT + 3 {
+            remember_session(&mut s, &format!("a-{i}"), "agt_a");
+        }
+        assert_eq!(
+            s.len(),
+            SESSIONS_PER_AGENT,
+            "the oldest of the agent's went"
+        );
+        assert!(!s.contains_key("a-0") && s.contains_key(&format!("a-{}", SESSIONS_PER_AGENT + 2)));
+        // Another agent's sessions are not evicted for it, and an id keeps its owner.
+        remember_session(&mut s, "b-0", "agt_b");
+        remember_session(&mut s, "b-0", "agt_a");
+        assert_eq!(s["b-0"].0, "agt_b");
+        for i in 0..SESSIONS_PER_AGENT {
+            remember_session(&mut s, &format!("a-x{i}"), "agt_a");
+        }
+        assert!(s.contains_key("b-0"));
+    }
+}

@@ -474,6 +474,15 @@ async fn the_gateway_refuses_what_it_must() {
     assert_eq!(meta["authorization_servers"], json!([s.server.base]));
     assert_eq!(meta["dpop_bound_access_tokens_required"], true);
 
+    // No token: refused from the headers, before any body is read (even one over the limit).
+    let r = http()
+        .post(&url)
+        .body("x".repeat(200_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "not 413: an anonymous body is never read");
+
     // No token: 401 naming where to learn about the resource.
     let r = http().post(&url).body(init.clone()).send().await.unwrap();
     assert_eq!(r.status(), 401);
