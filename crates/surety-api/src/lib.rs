@@ -7,6 +7,7 @@ pub mod approvals;
 pub mod credentials;
 pub mod decisions;
 pub mod error;
+pub mod federation;
 pub mod inventory;
 pub mod oauth;
 mod schema;

@@ -12,6 +12,11 @@ pub const CLIENT_ASSERTION_TYPE_JWT_BEARER: &str =
 pub const GRANT_TYPE_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 /// RFC 8693 §3 token type of access tokens.
 pub const TOKEN_TYPE_ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// RFC 8693 §3 token type of a JWT: the identity-chaining authorization grant an agent
+/// requests for a federation peer (`requested_token_type`, `issued_token_type`).
+pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+/// RFC 8693 §2.2.1: the `token_type` of an issued token that is not an access token.
+pub const TOKEN_TYPE_NOT_APPLICABLE: &str = "N_A";
 /// Surety's token type for a grant id used as `subject_token`.
 pub const TOKEN_TYPE_GRANT: &str = "urn:surety:params:oauth:token-type:grant";
 /// RFC 6749 §4.4 client credentials grant (resource servers).

@@ -29,6 +29,10 @@ pub(crate) fn agent_id() -> RefOr<Schema> {
     pattern("^agt_[0-9a-f]{32}$", "agt_01936d3c8f6a7b2c9d0e1f2a3b4c5d6e")
 }
 
+pub(crate) fn federation_grant_id() -> RefOr<Schema> {
+    pattern("^fgr_[0-9a-f]{32}$", "fgr_01936d3c8f6a7b2c9d0e1f2a3b4c5d6e")
+}
+
 pub(crate) fn event_id() -> RefOr<Schema> {
     pattern("^evt_[0-9a-f]{32}$", "evt_01936d3c8f6a7b2c9d0e1f2a3b4c5d6e")
 }

@@ -14,6 +14,9 @@ use crate::output::{self, Table, say};
 
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
+    /// The agent's signed A2A card.
+    #[command(subcommand)]
+    Card(crate::federation::CardCommand),
     /// Generate an agent key pair: writes the private JWK (mode 0600), prints the public JWK
     /// and its thumbprint.
     Keygen {
@@ -356,9 +359,12 @@ pub async fn run(g: &Globals, cmd: AgentCommand) -> anyhow::Result<()> {
         eprintln!("Thumbprint (kid): {}", key.thumbprint());
         return Ok(());
     }
+    if let AgentCommand::Card(cmd) = cmd {
+        return crate::federation::card(g, cmd).await;
+    }
     let client = g.client()?;
     let agent = match cmd {
-        AgentCommand::Keygen { .. } => return Ok(()),
+        AgentCommand::Keygen { .. } | AgentCommand::Card(_) => return Ok(()),
         AgentCommand::Register {
             name,
             owner,

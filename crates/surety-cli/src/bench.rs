@@ -44,6 +44,9 @@ pub enum BenchCommand {
     AuditProofs(crate::bench_audit::ProofLoad),
     /// The same MCP tools/call load straight at an upstream and through `surety gateway`.
     Gateway(crate::bench_gateway::GatewayLoad),
+    /// Identity chaining between two running organisations: chained token latency and how
+    /// soon a revocation at home is refused at the peer.
+    Federation(crate::bench_federation::FederationLoad),
     /// Ed25519 and ES256 signatures and verifications per second on this machine.
     Crypto {
         /// How long to measure each operation.
@@ -395,6 +398,7 @@ fn crypto(length: Duration) -> anyhow::Result<Vec<CryptoRow>> {
 pub async fn run(g: &Globals, cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Approvals(args) => crate::bench_approvals::run(g, args).await,
+        BenchCommand::Federation(args) => crate::bench_federation::run(g, args).await,
         BenchCommand::AuditProofs(args) => crate::bench_audit::run(g, args).await,
         BenchCommand::Gateway(args) => crate::bench_gateway::run(g, args).await,
         BenchCommand::AuditVerify { events } => {

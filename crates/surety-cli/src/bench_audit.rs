@@ -32,12 +32,12 @@ pub struct ProofLoad {
 /// Latency percentiles, in microseconds.
 #[derive(Debug, Serialize)]
 pub struct Latency {
-    p50_us: u128,
-    p99_us: u128,
-    max_us: u128,
+    pub(crate) p50_us: u128,
+    pub(crate) p99_us: u128,
+    pub(crate) max_us: u128,
 }
 
-fn latency(mut samples: Vec<Duration>) -> Latency {
+pub(crate) fn latency(mut samples: Vec<Duration>) -> Latency {
     samples.sort_unstable();
     let at = |q: f64| {
         let i = ((samples.len() as f64 - 1.0) * q).round() as usize;

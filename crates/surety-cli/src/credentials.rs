@@ -163,12 +163,18 @@ pub struct TokenArgs {
     /// Narrower scope (space-separated).
     #[arg(long)]
     scope: Option<String>,
-    /// The resource (audience), when the grant names several.
+    /// The resource (audience), when the grant names several; with `--peer`, the resource
+    /// at the peer.
     #[arg(long)]
     resource: Option<String>,
+    /// Act in another organisation: the federation peer's issuer URL. The grant is
+    /// exchanged here for an authorization grant for the peer, which the peer trades for
+    /// its own token (identity chaining).
+    #[arg(long, value_name = "ISSUER", requires = "grant")]
+    peer: Option<String>,
 }
 
-fn parse_constraint(s: &str) -> Result<(String, serde_json::Value), String> {
+pub(crate) fn parse_constraint(s: &str) -> Result<(String, serde_json::Value), String> {
     let (k, v) = s
         .split_once('=')
         .ok_or_else(|| format!("`{s}` is not key=value"))?;
@@ -378,6 +384,14 @@ pub async fn token(args: TokenArgs) -> anyhow::Result<()> {
     let key = keyfile::read(&args.key)?;
     let agent = AgentClient::new(&args.server, args.agent, key)?;
     let response = match (args.grant, args.from_token, args.sub_agent) {
+        (Some(grant), _, _) if args.peer.is_some() => {
+            let request = TokenRequest {
+                scope: args.scope,
+                resource: args.resource,
+            };
+            let peer = args.peer.as_deref().unwrap_or_default();
+            agent.chained_token(grant, peer, &request).await?
+        }
         (Some(grant), _, _) => {
             let request = TokenRequest {
                 scope: args.scope,

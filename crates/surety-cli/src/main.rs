@@ -8,8 +8,10 @@ mod audit_export;
 mod bench;
 mod bench_approvals;
 mod bench_audit;
+mod bench_federation;
 mod bench_gateway;
 mod credentials;
+mod federation;
 mod gateway;
 mod humans;
 mod inventory;
@@ -70,6 +72,9 @@ enum Command {
     /// The Cedar policy set: show, validate, apply, diff, history, rollback.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Trusted peer organisations and what their agents may do here.
+    #[command(subcommand)]
+    Federation(federation::FederationCommand),
     /// Measure: HTTP load on the token and introspection endpoints, crypto limits.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -139,6 +144,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(args) => credentials::token(args).await,
         Command::Bench(cmd) => bench::run(&g, cmd).await,
         Command::Policy(cmd) => policy::run(&g, cmd).await,
+        Command::Federation(cmd) => federation::run(&g, cmd).await,
         Command::Decide(args) => credentials::decide(&g, args).await,
         Command::Audit(cmd) => agents::audit(&g, cmd).await,
         Command::Inventory(cmd) => inventory::run(&g, cmd).await,

@@ -94,6 +94,20 @@ named_enum! {
         HumanPasskeyRevoked = "human.passkey_revoked",
         /// A one-time passkey enrollment link was issued for a human.
         HumanInvited = "human.invited",
+        /// A federation peer was trusted.
+        FederationPeerAdded = "federation.peer_added",
+        /// A federation peer's keys changed (fetched anew).
+        FederationPeerKeysChanged = "federation.peer_keys_changed",
+        /// A federation peer is no longer trusted.
+        FederationPeerRemoved = "federation.peer_removed",
+        /// A federation grant was created.
+        FederationGrantCreated = "federation.grant_created",
+        /// A federation grant was revoked.
+        FederationGrantRevoked = "federation.grant_revoked",
+        /// An agent card was published.
+        AgentCardPublished = "agent.card_published",
+        /// An agent card was withdrawn.
+        AgentCardWithdrawn = "agent.card_withdrawn",
     }
 }
 

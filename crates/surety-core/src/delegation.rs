@@ -108,7 +108,7 @@ fn grant_in_force(grant: &Grant, standing: Standing, now: OffsetDateTime) -> Res
     Ok(())
 }
 
-fn pick_scope(
+pub(crate) fn pick_scope(
     requested: Option<&ScopeSet>,
     held: &ScopeSet,
     of: &str,
@@ -131,7 +131,11 @@ fn pick_scope(
 
 /// One audience: the requested one(s) must agree, and be among `allowed`; with none
 /// requested, `allowed` must hold exactly one.
-fn pick_audience(requested: &[String], allowed: &[String], of: &str) -> Result<String, MintError> {
+pub(crate) fn pick_audience(
+    requested: &[String],
+    allowed: &[String],
+    of: &str,
+) -> Result<String, MintError> {
     let Some(first) = requested.first() else {
         return match allowed {
             [only] => Ok(only.clone()),
@@ -156,7 +160,7 @@ fn pick_audience(requested: &[String], allowed: &[String], of: &str) -> Result<S
 
 /// `now + ttl`, never later than `limit`; a token that would expire within the second it
 /// is issued (`exp` = `iat` in whole seconds) is not worth minting.
-fn expiry(
+pub(crate) fn expiry(
     now: OffsetDateTime,
     ttl: Duration,
     limit: OffsetDateTime,

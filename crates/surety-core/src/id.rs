@@ -124,6 +124,12 @@ prefixed_id!(
     "grant"
 );
 prefixed_id!(
+    /// A federation grant: what a peer organisation's agents may do here.
+    FederationGrantId,
+    "fgr_",
+    "federation grant"
+);
+prefixed_id!(
     /// A resource server registered as an OAuth client (for introspection).
     ResourceServerId,
     "rsv_",

@@ -9,6 +9,7 @@ pub mod canonical;
 pub mod clock;
 pub mod delegation;
 pub mod error;
+pub mod federation;
 pub mod grant;
 pub mod human;
 pub mod id;

@@ -17,6 +17,11 @@ use crate::jws;
 
 /// The `typ` of an access token (RFC 9068 §2.1).
 pub const TYP: &str = "at+jwt";
+/// The `typ` of the JWT authorization grant an organisation issues for a federation peer
+/// (OAuth identity and authorization chaining across domains, §2.3): the same claims as an
+/// access token, but explicitly typed so that neither can stand in for the other (RFC 8725
+/// §3.11).
+pub const GRANT_TYP: &str = "authz-grant+jwt";
 /// Longest access token accepted, in bytes.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
@@ -25,6 +30,10 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 pub struct Act {
     /// The acting agent.
     pub sub: String,
+    /// The organisation that vouches for it, when it is not the token's issuer (an agent of
+    /// a federation peer, RFC 8693 §4.1 allows claims other than `sub` in `act`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
     /// The actor before it, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Box<Act>>,
@@ -34,12 +43,31 @@ impl Act {
     /// Builds the nested claim from a chain, current actor first.
     #[must_use]
     pub fn from_chain(chain: &[String]) -> Option<Self> {
+        Self::from_issued_chain(chain, None)
+    }
+
+    /// Builds the nested claim from a chain of agents all vouched for by `iss` (a peer).
+    #[must_use]
+    pub fn from_issued_chain(chain: &[String], iss: Option<&str>) -> Option<Self> {
         chain.iter().rev().fold(None, |inner, sub| {
             Some(Self {
                 sub: sub.clone(),
+                iss: iss.map(str::to_owned),
                 act: inner.map(Box::new),
             })
         })
+    }
+
+    /// The `iss` of every actor of the chain, outermost first.
+    #[must_use]
+    pub fn issuers(&self) -> Vec<Option<&str>> {
+        let mut out = vec![self.iss.as_deref()];
+        let mut next = self.act.as_deref();
+        while let Some(a) = next {
+            out.push(a.iss.as_deref());
+            next = a.act.as_deref();
+        }
+        out
     }
 
     /// The chain, current actor first.
@@ -72,6 +100,31 @@ pub struct Derivation {
     pub jkt: String,
 }
 
+/// A subject named by its issuer (RFC 9493 §3.2.6, the `iss_sub` format), carried as the
+/// `sub_id` claim (RFC 9493 §4.1) of a token whose `sub` another organisation assigned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectId {
+    /// Always `iss_sub`.
+    pub format: String,
+    /// The organisation that assigned `sub`.
+    pub iss: String,
+    /// The subject, as that organisation names it.
+    pub sub: String,
+}
+
+impl SubjectId {
+    /// The `iss_sub` identifier of `sub` at `iss`.
+    #[must_use]
+    pub fn iss_sub(iss: &str, sub: &str) -> Self {
+        Self {
+            format: "iss_sub".into(),
+            iss: iss.into(),
+            sub: sub.into(),
+        }
+    }
+}
+
 /// The claims of a Surety access token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,6 +133,10 @@ pub struct AccessTokenClaims {
     pub iss: String,
     /// The human principal.
     pub sub: String,
+    /// The principal as its own organisation names it, when that is a federation peer
+    /// (tokens minted from a peer's authorization grant only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_id: Option<SubjectId>,
     /// The one resource server it is for.
     pub aud: String,
     /// The agent that holds it (= `act.sub`).
@@ -108,6 +165,11 @@ pub struct AccessTokenClaims {
     /// A one-time approval token's approval (`apr_…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_id: Option<String>,
+    /// An authorization grant for a federation peer: the one resource at the peer it is
+    /// for, when the home grant names one (as in the identity assertion authorization grant
+    /// draft's `resource` claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 /// What a token must satisfy to be believed at all.
@@ -128,12 +190,26 @@ pub struct AccessToken<'a> {
 /// Decodes an access token: structure, accepted `alg`, `typ` = `at+jwt` (RFC 9068 §4 step
 /// 2: any other `typ` is another kind of JWT and is refused), and a `kid`.
 pub fn decode(token: &str) -> Result<AccessToken<'_>, JoseError> {
+    decode_typed(token, TYP)
+}
+
+/// Decodes an identity-chaining authorization grant: as [`decode`], but `typ` must be
+/// [`GRANT_TYP`] — an access token is not a grant, nor a grant an access token.
+pub fn decode_authorization_grant(token: &str) -> Result<AccessToken<'_>, JoseError> {
+    decode_typed(token, GRANT_TYP)
+}
+
+fn decode_typed<'a>(token: &'a str, expected: &str) -> Result<AccessToken<'a>, JoseError> {
     let jws = jws::decode(token, MAX_TOKEN_LEN)?;
     let typ = jws.header.typ.as_deref().ok_or(JoseError::Missing("typ"))?;
-    if !(typ.eq_ignore_ascii_case(TYP) || typ.eq_ignore_ascii_case("application/at+jwt")) {
+    let bare = typ
+        .get(..12)
+        .filter(|p| p.eq_ignore_ascii_case("application/"))
+        .map_or(typ, |_| &typ[12..]);
+    if !bare.eq_ignore_ascii_case(expected) {
         return Err(JoseError::claim(
             "typ",
-            format!("`{typ}` is not an access token (expected `{TYP}`)"),
+            format!("`{typ}` is not the expected kind of JWT (`{expected}`)"),
         ));
     }
     if jws.header.kid.is_none() {
@@ -147,6 +223,12 @@ impl AccessToken<'_> {
     #[must_use]
     pub fn kid(&self) -> &str {
         self.jws.header.kid.as_deref().unwrap_or_default()
+    }
+
+    /// The claims, **unverified**: only to find which issuer and key to verify with, or to
+    /// route the token to the verifier of its kind.
+    pub fn unverified_claims(&self) -> Result<AccessTokenClaims, JoseError> {
+        self.jws.claims()
     }
 
     /// Checks the signature with `key`, then `iss`, `exp` and `iat` (RFC 9068 §4).
@@ -182,8 +264,26 @@ impl AccessToken<'_> {
 
 /// Signs `claims` with `key`, naming it `kid`.
 pub fn sign(claims: &AccessTokenClaims, key: &PrivateJwk, kid: &str) -> Result<String, JoseError> {
+    sign_typed(claims, key, kid, TYP)
+}
+
+/// Signs `claims` as an identity-chaining authorization grant ([`GRANT_TYP`]).
+pub fn sign_authorization_grant(
+    claims: &AccessTokenClaims,
+    key: &PrivateJwk,
+    kid: &str,
+) -> Result<String, JoseError> {
+    sign_typed(claims, key, kid, GRANT_TYP)
+}
+
+fn sign_typed(
+    claims: &AccessTokenClaims,
+    key: &PrivateJwk,
+    kid: &str,
+    typ: &str,
+) -> Result<String, JoseError> {
     let mut header = Map::new();
-    header.insert("typ".into(), Value::String(TYP.into()));
+    header.insert("typ".into(), Value::String(typ.into()));
     header.insert("kid".into(), Value::String(kid.into()));
     let body =
         serde_json::to_value(claims).map_err(|_| JoseError::Crypto("claims encoding failed"))?;
@@ -203,6 +303,7 @@ mod tests {
         AccessTokenClaims {
             iss: ISS.into(),
             sub: "hum_1".into(),
+            sub_id: None,
             aud: "https://crm.example".into(),
             client_id: "agt_b".into(),
             iat: NOW.unix_timestamp(),
@@ -215,6 +316,7 @@ mod tests {
             derived_from: vec![],
             authorization_details: None,
             approval_id: None,
+            resource: None,
         }
     }
 

@@ -59,6 +59,7 @@ fn request() -> DecisionRequest {
         time: 1_800_000_000,
         org_domains: vec!["acme.example".into()],
         approved: false,
+        peer: String::new(),
     }
 }
 

@@ -128,6 +128,10 @@ pub struct DecisionRequest {
     pub org_domains: Vec<String>,
     /// Whether a valid approval of exactly this action accompanies the request.
     pub approved: bool,
+    /// The federation peer (its issuer) whose agent acts, or empty for this organisation's
+    /// own agents.
+    #[serde(default)]
+    pub peer: String,
 }
 
 /// Arguments and constraints Surety understands, with their Cedar types.
@@ -137,11 +141,12 @@ const ARGUMENTS: [(&str, Kind); 4] = [
     ("destination_domain", Kind::String),
     ("data_class", Kind::String),
 ];
-const CONSTRAINTS: [(&str, Kind); 4] = [
+const CONSTRAINTS: [(&str, Kind); 5] = [
     ("max_amount", Kind::Long),
     ("currency", Kind::String),
     ("allowed_domains", Kind::StringSet),
     ("data_classes", Kind::StringSet),
+    ("step_up", Kind::StringSet),
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -440,6 +445,10 @@ impl Engine {
             ),
             ("time".to_owned(), RestrictedExpression::new_long(req.time)),
             ("org_domains".to_owned(), strings(&req.org_domains)),
+            (
+                "peer".to_owned(),
+                RestrictedExpression::new_string(req.peer.clone()),
+            ),
             (
                 "approved".to_owned(),
                 RestrictedExpression::new_bool(approved),

@@ -33,6 +33,7 @@ fn request(action: &str, arguments: Value) -> DecisionRequest {
         time: 1_800_000_000,
         org_domains: vec!["acme.example".into()],
         approved: false,
+        peer: String::new(),
     }
 }
 
@@ -388,4 +389,58 @@ proptest! {
             prop_assert_ne!(after.outcome, Outcome::Allow);
         }
     }
+}
+
+#[test]
+fn a_grant_can_ask_approval_for_listed_actions() {
+    let engine = Engine::shipped().unwrap();
+    let listed = DecisionRequest {
+        constraints: json!({"step_up": ["crm.read_customer"]}),
+        ..request("crm.read_customer", json!({}))
+    };
+    let d = engine.decide(&listed);
+    assert_eq!(d.outcome, Outcome::StepUp, "{d:?}");
+    assert_eq!(d.policy_ids, vec!["step-up-listed-action".to_owned()]);
+    let approved = DecisionRequest {
+        approved: true,
+        ..listed.clone()
+    };
+    assert_eq!(engine.decide(&approved).outcome, Outcome::Allow);
+    // Another action is not listed.
+    let other = DecisionRequest {
+        constraints: json!({"step_up": ["payments.transfer"]}),
+        ..request("crm.read_customer", json!({}))
+    };
+    assert_eq!(engine.decide(&other).outcome, Outcome::Allow);
+    // A malformed list is refused, not ignored.
+    let malformed = DecisionRequest {
+        constraints: json!({"step_up": "crm.read_customer"}),
+        ..request("crm.read_customer", json!({}))
+    };
+    assert_eq!(engine.decide(&malformed).outcome, Outcome::Deny);
+}
+
+#[test]
+fn policies_can_tell_a_peers_agents_from_local_ones() {
+    let policies = format!(
+        "{DEFAULT_POLICIES}\n@id(\"peers-read-only\") @reason(\"peers may only read\")\n\
+         forbid (principal, action, resource) when {{ context.peer != \"\" }} \
+         unless {{ action in Action::\"read\" }};\n"
+    );
+    let engine = Engine::new(CATALOG, &policies, 1).unwrap();
+    let small = json!({"amount": 10, "currency": "EUR"});
+    let local = request("payments.transfer", small.clone());
+    assert_eq!(engine.decide(&local).outcome, Outcome::Allow);
+    let foreign = DecisionRequest {
+        peer: "https://a.example".into(),
+        ..request("payments.transfer", small)
+    };
+    let d = engine.decide(&foreign);
+    assert_eq!(d.outcome, Outcome::Deny, "{d:?}");
+    assert_eq!(d.policy_ids, vec!["peers-read-only".to_owned()]);
+    let read = DecisionRequest {
+        peer: "https://a.example".into(),
+        ..request("crm.read_customer", json!({}))
+    };
+    assert_eq!(engine.decide(&read).outcome, Outcome::Allow);
 }

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use surety_api::oauth::{
-    BackchannelResponse, CLIENT_ASSERTION_TYPE_JWT_BEARER, GRANT_TYPE_CIBA,
-    GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_GRANT, TokenResponse,
+    BackchannelResponse, CLIENT_ASSERTION_TYPE_JWT_BEARER, GRANT_TYPE_CIBA, GRANT_TYPE_JWT_BEARER,
+    GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_GRANT, TOKEN_TYPE_JWT,
+    TokenResponse,
 };
 use surety_core::id::{AgentId, GrantId};
 use surety_jose::{PrivateJwk, rfc7523, rfc9449};
@@ -51,7 +52,8 @@ pub struct TokenRequest {
 
 #[derive(Debug, Default)]
 struct Cache {
-    nonce: Option<String>,
+    /// The last DPoP nonce of each server (by base URL).
+    nonces: HashMap<String, String>,
     tokens: HashMap<(String, TokenRequest), (TokenResponse, Instant)>,
 }
 
@@ -96,14 +98,14 @@ impl AgentClient {
         &self.key
     }
 
-    /// A fresh `private_key_jwt` client assertion for `endpoint`.
-    fn assertion(&self) -> Result<String, ClientError> {
+    /// A fresh `private_key_jwt` client assertion for the server at `base` (its issuer).
+    fn assertion(&self, base: &str) -> Result<String, ClientError> {
         let id = self.agent.to_string();
         Ok(rfc7523::create(
             &self.key,
             &id,
             &id,
-            &self.base,
+            base,
             ASSERTION_LIFETIME,
             OffsetDateTime::now_utc(),
         )?)
@@ -121,9 +123,20 @@ impl AgentClient {
         grant_type: &str,
         params: &[(&str, &str)],
     ) -> Result<TokenResponse, ClientError> {
-        let url = format!("{}/oauth2/token", self.base);
+        self.grant_request_at(&self.base, grant_type, params).await
+    }
+
+    /// [`Self::grant_request`] at the server whose issuer is `base` (a federation peer).
+    async fn grant_request_at(
+        &self,
+        base: &str,
+        grant_type: &str,
+        params: &[(&str, &str)],
+    ) -> Result<TokenResponse, ClientError> {
+        let base = base.trim_end_matches('/');
+        let url = format!("{base}/oauth2/token");
         for attempt in 0..2 {
-            let nonce = self.cache.lock().await.nonce.clone();
+            let nonce = self.cache.lock().await.nonces.get(base).cloned();
             let proof = rfc9449::create(
                 &self.key,
                 "POST",
@@ -132,7 +145,7 @@ impl AgentClient {
                 nonce.as_deref(),
                 OffsetDateTime::now_utc(),
             )?;
-            let assertion = self.assertion()?;
+            let assertion = self.assertion(base)?;
             let mut form: Vec<(&str, &str)> = vec![
                 ("grant_type", grant_type),
                 ("client_assertion_type", CLIENT_ASSERTION_TYPE_JWT_BEARER),
@@ -147,7 +160,7 @@ impl AgentClient {
                 .send()
                 .await?;
             if let Some(n) = nonce_of(&response) {
-                self.cache.lock().await.nonce = Some(n);
+                self.cache.lock().await.nonces.insert(base.to_owned(), n);
             }
             match decode::<TokenResponse>(response).await {
                 Err(e) if attempt == 0 && e.code() == Some("use_dpop_nonce") => continue,
@@ -181,6 +194,66 @@ impl AgentClient {
         ];
         Self::params(request, &mut params);
         self.token_request(&params).await
+    }
+
+    /// Identity chaining, at home: exchanges `grant` for a JWT authorization grant for the
+    /// federation peer whose issuer is `peer`, optionally for one `resource` there (the
+    /// grant must name it, or the peer's issuer).
+    pub async fn authorization_grant(
+        &self,
+        grant: GrantId,
+        peer: &str,
+        resource: Option<&str>,
+        scope: Option<&str>,
+    ) -> Result<TokenResponse, ClientError> {
+        let grant = grant.to_string();
+        let mut params = vec![
+            ("subject_token", grant.as_str()),
+            ("subject_token_type", TOKEN_TYPE_GRANT),
+            ("requested_token_type", TOKEN_TYPE_JWT),
+            ("audience", peer),
+        ];
+        if let Some(r) = resource {
+            params.push(("resource", r));
+        }
+        if let Some(s) = scope {
+            params.push(("scope", s));
+        }
+        self.token_request(&params).await
+    }
+
+    /// Identity chaining, at the peer: trades the authorization grant `assertion` for an
+    /// access token of the peer whose issuer is `peer` (RFC 7523 `jwt-bearer`, with this
+    /// agent's `private_key_jwt` and a DPoP proof by the key the grant is bound to).
+    pub async fn redeem_at_peer(
+        &self,
+        peer: &str,
+        assertion: &str,
+        request: &TokenRequest,
+    ) -> Result<TokenResponse, ClientError> {
+        let mut params = vec![("assertion", assertion)];
+        Self::params(request, &mut params);
+        self.grant_request_at(peer, GRANT_TYPE_JWT_BEARER, &params)
+            .await
+    }
+
+    /// Both steps: a token of the peer `peer` for `grant`'s authority there.
+    pub async fn chained_token(
+        &self,
+        grant: GrantId,
+        peer: &str,
+        request: &TokenRequest,
+    ) -> Result<TokenResponse, ClientError> {
+        let assertion = self
+            .authorization_grant(
+                grant,
+                peer,
+                request.resource.as_deref(),
+                request.scope.as_deref(),
+            )
+            .await?;
+        self.redeem_at_peer(peer, &assertion.access_token, request)
+            .await
     }
 
     /// A token for `grant`: the cached one while it has more than 30 s left, else a new one.
@@ -231,7 +304,7 @@ impl AgentClient {
         ask: &ApprovalAsk<'_>,
     ) -> Result<BackchannelResponse, ClientError> {
         let url = format!("{}/oauth2/bc-authorize", self.base);
-        let assertion = self.assertion()?;
+        let assertion = self.assertion(&self.base)?;
         let details = ask.authorization_details.to_string();
         let expiry = ask.requested_expiry.map(|e| e.to_string());
         let mut form: Vec<(&str, &str)> = vec![

@@ -669,6 +669,82 @@ impl AdminClient {
         Ok(surety_jose::jws::sign(header, &claims, &self.key)?)
     }
 
+    /// `POST /v1/federation/peers`.
+    pub async fn add_peer(
+        &self,
+        body: &surety_api::federation::AddPeer,
+    ) -> Result<surety_api::federation::PeerView, ClientError> {
+        self.post("/v1/federation/peers", body).await
+    }
+
+    /// `GET /v1/federation/peers`.
+    pub async fn list_peers(&self) -> Result<Vec<surety_api::federation::PeerView>, ClientError> {
+        self.get::<_, ()>("/v1/federation/peers", None).await
+    }
+
+    /// `DELETE /v1/federation/peers/{name}`.
+    pub async fn remove_peer(&self, name: &str) -> Result<(), ClientError> {
+        let path = format!("/v1/federation/peers/{}", urlencoding(name));
+        self.no_content(Method::DELETE, &path).await
+    }
+
+    /// `POST /v1/federation/grants`.
+    pub async fn create_federation_grant(
+        &self,
+        body: &surety_api::federation::CreateFederationGrant,
+    ) -> Result<surety_api::federation::FederationGrantView, ClientError> {
+        self.post("/v1/federation/grants", body).await
+    }
+
+    /// `GET /v1/federation/grants`.
+    pub async fn list_federation_grants(
+        &self,
+    ) -> Result<Vec<surety_api::federation::FederationGrantView>, ClientError> {
+        self.get::<_, ()>("/v1/federation/grants", None).await
+    }
+
+    /// `POST /v1/federation/grants/{id}/revoke`.
+    pub async fn revoke_federation_grant(
+        &self,
+        id: surety_core::id::FederationGrantId,
+    ) -> Result<surety_api::federation::FederationGrantView, ClientError> {
+        self.post(
+            &format!("/v1/federation/grants/{id}/revoke"),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    /// `PUT /v1/agents/{id}/card`: the signed card as served.
+    pub async fn publish_card(
+        &self,
+        id: AgentId,
+        body: &surety_api::federation::PublishCard,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.call(
+            Method::PUT,
+            &format!("/v1/agents/{id}/card"),
+            None::<&()>,
+            Some(body),
+        )
+        .await
+    }
+
+    /// `DELETE /v1/agents/{id}/card`.
+    pub async fn withdraw_card(&self, id: AgentId) -> Result<(), ClientError> {
+        self.no_content(Method::DELETE, &format!("/v1/agents/{id}/card"))
+            .await
+    }
+
+    /// A request answered `204 No Content`.
+    async fn no_content(&self, method: Method, path: &str) -> Result<(), ClientError> {
+        let response = self.send::<(), ()>(method, path, None, None).await?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        decode::<serde_json::Value>(response).await.map(|_| ())
+    }
+
     /// `PUT /v1/agents/{id}/notification-endpoint`.
     pub async fn set_notification_endpoint(
         &self,
@@ -749,4 +825,18 @@ impl AdminClient {
         self.post("/v1/policies/rollback", &RollbackPolicySet { version })
             .await
     }
+}
+
+/// Percent-encodes a path segment (RFC 3986 §2.1): everything but unreserved characters.
+fn urlencoding(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

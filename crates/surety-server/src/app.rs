@@ -33,7 +33,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::keyring::{KeyRing, KeyRingError};
 use crate::nonce::NonceIssuer;
-use crate::{decisions, oauth, ops, telemetry};
+use crate::{decisions, federation, oauth, ops, telemetry};
 use surety_jose::KeyAlg;
 
 /// Path of the token endpoint.
@@ -63,6 +63,9 @@ pub enum StateError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] surety_store::StoreError),
+    /// The HTTP client for outgoing calls could not be built.
+    #[error("HTTP client: {0}")]
+    Http(String),
 }
 
 /// Most writes one group commit takes.
@@ -95,6 +98,8 @@ pub struct AppState {
     pub(crate) notices: Arc<crate::approvals::Notices>,
     /// The WebAuthn relying party of the web UI.
     pub(crate) passkeys: Arc<crate::ui::Passkeys>,
+    /// The client for URLs others gave (federation peers).
+    pub(crate) egress: Arc<crate::egress::Egress>,
 }
 
 impl AppState {
@@ -149,7 +154,9 @@ impl AppState {
         };
         let policies = Policies::load(store.as_ref()).await?;
         let passkeys = crate::ui::Passkeys::new(&config.issuer_url());
+        let egress = crate::egress::Egress::new(config.dev).map_err(StateError::Http)?;
         Ok(Self {
+            egress: Arc::new(egress),
             policies: Arc::new(policies),
             replay: Arc::new(replay),
             issued: Arc::new(issued),
@@ -205,6 +212,7 @@ impl AppState {
         (name = "agents", description = "Agent identities, lifecycle and keys"),
         (name = "audit", description = "The audit log"),
         (name = "inventory", description = "Every agent, who owns it, what it may do and what it never uses; the report of what needs attention"),
+        (name = "federation", description = "Trusted peer organisations and what their agents may do here (identity chaining across domains)"),
         (name = "approvals", description = "Step-up approvals: the approver's inbox and signed answers (OpenID CIBA on the agent's side)"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
@@ -287,6 +295,21 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(approvals::get))
         .routes(routes!(approvals::answer))
         .routes(routes!(approvals::set_notification_endpoint))
+        .routes(routes!(
+            federation::admin::add_peer,
+            federation::admin::list_peers
+        ))
+        .routes(routes!(federation::admin::remove_peer))
+        .routes(routes!(
+            federation::admin::create_grant,
+            federation::admin::list_grants
+        ))
+        .routes(routes!(federation::admin::revoke_grant))
+        .routes(routes!(
+            federation::card::publish,
+            federation::card::withdraw
+        ))
+        .routes(routes!(federation::card::serve))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

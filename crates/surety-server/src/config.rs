@@ -304,10 +304,22 @@ pub const KEYS: &[KeySpec] = &[
         doc: "The window of the inventory's recent activity, denials and suspensions (counted in whole UTC days).",
     },
     KeySpec {
+        name: "federation_jwks_refresh",
+        kind: KeyKind::Duration,
+        default: "5m",
+        doc: "How old a federation peer's fetched keys may grow before they are fetched again (an unknown `kid` refetches sooner, at most every 10s).",
+    },
+    KeySpec {
+        name: "federation_poll_interval",
+        kind: KeyKind::Duration,
+        default: "2s",
+        doc: "How often the authorization grants behind live federated tokens are introspected at their home organisation; one withdrawn there revokes its tokens here.",
+    },
+    KeySpec {
         name: "dev",
         kind: KeyKind::Bool,
         default: "false",
-        doc: "Development mode: allows plain http for a non-loopback issuer, for agents' CIBA ping endpoints and for the approvals webhook, and ping endpoints on private addresses. Logged loudly at start; weakens no other check.",
+        doc: "Development mode: allows plain http for a non-loopback issuer, for agents' CIBA ping endpoints, for the approvals webhook and for federation peers' metadata, and ping endpoints and peers on private or loopback addresses. Logged loudly at start; weakens no other check.",
     },
 ];
 
@@ -435,6 +447,12 @@ pub struct Config {
     /// See [`KEYS`].
     #[serde(with = "human_duration")]
     pub inventory_recent: Duration,
+    /// See [`KEYS`].
+    #[serde(with = "human_duration")]
+    pub federation_jwks_refresh: Duration,
+    /// See [`KEYS`].
+    #[serde(with = "human_duration")]
+    pub federation_poll_interval: Duration,
     /// See [`KEYS`].
     pub dev: bool,
 }
@@ -623,6 +641,16 @@ impl Config {
                 TEN_YEARS,
             ),
             ("inventory_recent", self.inventory_recent, TEN_YEARS),
+            (
+                "federation_jwks_refresh",
+                self.federation_jwks_refresh,
+                86400,
+            ),
+            (
+                "federation_poll_interval",
+                self.federation_poll_interval,
+                3600,
+            ),
         ];
         for (key, value, max_secs) in bounds {
             if (value.is_zero() && key != "clock_skew") || value.as_secs() > max_secs {

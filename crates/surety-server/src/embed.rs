@@ -39,6 +39,10 @@ pub async fn is_active(
     token: &str,
     jti: &str,
 ) -> Result<bool, ApiError> {
+    if crate::federation::token::is_federated(token) {
+        let answer = crate::federation::token::introspect(state, token, &rs.audience).await?;
+        return Ok(answer.is_some_and(|a| a["jti"] == jti));
+    }
     match verify_active(state, token).await {
         Ok(t) => Ok(t.claims.jti == jti
             && t.claims.aud == rs.audience

@@ -73,6 +73,7 @@ impl Server {
         let grace = self.state.config.shutdown_grace;
         let purger = tokio::spawn(purge_loop(self.state.clone()));
         let checkpointer = tokio::spawn(checkpoint_loop(self.state.clone()));
+        let federation = crate::federation::revocation::spawn_poller(self.state.clone());
         let app = router(self.state).merge(extra);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         use axum::serve::ListenerExt as _;
@@ -102,6 +103,7 @@ impl Server {
         };
         purger.abort();
         checkpointer.abort();
+        federation.abort();
         result
     }
 }

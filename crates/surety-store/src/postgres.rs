@@ -99,6 +99,8 @@ mod approvals;
 mod audit;
 #[path = "shared/credentials.rs"]
 mod credentials;
+#[path = "shared/federation.rs"]
+mod federation;
 #[path = "shared/grants.rs"]
 mod grants;
 #[path = "shared/humans.rs"]

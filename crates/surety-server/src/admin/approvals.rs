@@ -246,42 +246,6 @@ pub(crate) async fn notices(
     Ok(stream::iter(first).chain(live))
 }
 
-/// Whether `url` names this host or a private network by a literal address: the server
-/// would call it, so an agent's owner must not aim it inside the deployment's network.
-/// (A name that resolves inside remains possible; egress filtering is the operator's.)
-fn internal_host(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => {
-            let d = d.trim_end_matches('.').to_ascii_lowercase();
-            d == "localhost" || d.ends_with(".localhost")
-        }
-        Some(url::Host::Ipv4(ip)) => {
-            let [a, b, ..] = ip.octets();
-            ip.is_loopback()
-                || ip.is_private()
-                || ip.is_link_local()
-                || ip.is_broadcast()
-                || ip.is_multicast()
-                || a == 0
-                || a >= 240
-                || (a == 100 && (b & 0xc0) == 64)
-                || (a == 198 && (b & 0xfe) == 18)
-        }
-        Some(url::Host::Ipv6(ip)) => {
-            let s = ip.segments();
-            ip.is_loopback()
-                || ip.is_unspecified()
-                || ip.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-                || ip.to_ipv4().is_some()
-                || s[0] == 0x2002
-                || (s[0] == 0x64 && s[1] == 0xff9b)
-        }
-        None => true,
-    }
-}
-
 /// Sets (or clears) an agent's CIBA ping endpoint: the agent's owner or an admin.
 #[utoipa::path(put, path = "/v1/agents/{id}/notification-endpoint", tag = "agents", params(("id" = String, Path)),
     request_body = NotificationEndpoint, security(("dpop" = [])),
@@ -316,7 +280,7 @@ pub async fn set_notification_endpoint(
             }
             _ => return Err(ApiError::invalid_request("`url` must be an https URL")),
         }
-        if !state.config.dev && internal_host(&parsed) {
+        if !state.config.dev && crate::egress::internal_host(&parsed) {
             return Err(ApiError::invalid_request(
                 "`url` must not name a loopback, private or link-local address (only in `dev` mode)",
             ));
@@ -346,7 +310,7 @@ pub async fn set_notification_endpoint(
 
 #[cfg(test)]
 mod tests {
-    use super::internal_host;
+    use crate::egress::internal_host;
 
     #[test]
     fn internal_hosts_are_recognised_by_literal_address_or_localhost() {

@@ -25,7 +25,7 @@ use surety_core::audit::{Actor, EventKind, NewEvent};
 use surety_core::grant::{Grant, GrantStatus};
 use surety_core::human::HumanStatus;
 use surety_core::id::{HumanId, TokenId};
-use surety_jose::rfc9068::{self, AccessTokenClaims, Act, Cnf};
+use surety_jose::rfc9068::{AccessTokenClaims, Act, Cnf};
 use surety_jose::sha256_b64;
 use surety_store::{ApprovalTransition, GrantFilter};
 
@@ -390,6 +390,7 @@ async fn issue(
     let claims = AccessTokenClaims {
         iss: state.issuer.to_string(),
         sub: a.principal.to_string(),
+        sub_id: None,
         aud: a.details.location.clone(),
         client_id: a.client.to_string(),
         iat: now.unix_timestamp(),
@@ -404,13 +405,9 @@ async fn issue(
         derived_from: Vec::new(),
         authorization_details: Some(details.clone()),
         approval_id: Some(a.id.to_string()),
+        resource: None,
     };
-    let signer = state
-        .keys
-        .signer(state.store.as_ref(), now)
-        .await
-        .map_err(ApiError::internal)?;
-    let token = rfc9068::sign(&claims, &signer.key, &signer.kid).map_err(ApiError::internal)?;
+    let token = super::sign_token(state, &claims, false).await?;
     let events = [
         NewEvent::new(EventKind::ApprovalRedeemed, Actor::Agent(a.client), a.id, now)
             .agent(a.client)

@@ -27,15 +27,10 @@ fn invalid(what: impl std::fmt::Display) -> ApiError {
     ApiError::invalid_client(format!("client authentication failed: {what}"))
 }
 
-/// Authenticates the client of a request to `endpoint` (its path).
-pub(crate) async fn authenticate(
-    state: &AppState,
-    form: &Form,
-    endpoint: &str,
-) -> Result<Client, ApiError> {
-    let now = state.clock.now();
-    // 1. `client_assertion_type` names a JWT assertion and `client_assertion` is present
-    //    (RFC 7521 §4.2).
+/// The `private_key_jwt` assertion of a request, decoded but not verified yet, after the
+/// checks of RFC 7521 §4.2 (`client_assertion_type`) and RFC 7523 §3 items 1–2 (`iss` =
+/// `sub`, and = `client_id` when sent). Its `iss` names the client.
+pub(crate) fn client_assertion(form: &Form) -> Result<rfc7523::Assertion<'_>, ApiError> {
     match form.get("client_assertion_type") {
         Some(CLIENT_ASSERTION_TYPE_JWT_BEARER) => {}
         Some(_) => {
@@ -54,9 +49,7 @@ pub(crate) async fn authenticate(
         .ok_or_else(|| invalid("`client_assertion` is required"))?;
     let decoded =
         rfc7523::decode(assertion).map_err(|e| invalid(format!("invalid assertion: {e}")))?;
-    // 2. `iss` and `sub` are both the client id (RFC 7523 §3 items 1–2); a `client_id`
-    //    parameter, if sent, names the same client.
-    let issuer = decoded.issuer().map_err(invalid)?.to_owned();
+    let issuer = decoded.issuer().map_err(invalid)?;
     if decoded.subject().map_err(invalid)? != issuer {
         return Err(invalid("`iss` and `sub` must both be the client id"));
     }
@@ -65,6 +58,58 @@ pub(crate) async fn authenticate(
     {
         return Err(invalid("`client_id` does not match the assertion's `iss`"));
     }
+    Ok(decoded)
+}
+
+/// Verifies a client assertion sent to `endpoint` with one of `keys` — signature, `aud`,
+/// `exp`, `nbf`, `iat` (RFC 7523 §3 items 3–6) — and records its `jti` (item 7).
+pub(crate) async fn verify_assertion(
+    state: &AppState,
+    decoded: &rfc7523::Assertion<'_>,
+    keys: &[PublicJwk],
+    endpoint: &str,
+) -> Result<rfc7523::VerifiedAssertion, ApiError> {
+    let audiences = super::assertion_audiences(state, endpoint);
+    let audiences: Vec<&str> = audiences.iter().map(String::as_str).collect();
+    let policy = super::assertion_policy(state, &audiences);
+    let mut verified = None;
+    let mut last_error = None;
+    for key in keys {
+        match decoded.verify(key, &policy, state.clock.now()) {
+            Ok(v) => {
+                verified = Some(v);
+                break;
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    let verified = verified.ok_or_else(|| {
+        invalid(format!(
+            "invalid assertion: {}",
+            last_error.map_or_else(
+                || "no key of the client matches".to_owned(),
+                |e| e.to_string()
+            )
+        ))
+    })?;
+    if !state
+        .remember(verified.replay_key.clone(), verified.replay_until)
+        .await?
+    {
+        return Err(invalid("this assertion was already used (`jti` replay)"));
+    }
+    Ok(verified)
+}
+
+/// Authenticates the client of a request to `endpoint` (its path).
+pub(crate) async fn authenticate(
+    state: &AppState,
+    form: &Form,
+    endpoint: &str,
+) -> Result<Client, ApiError> {
+    // 1–2.
+    let decoded = client_assertion(form)?;
+    let issuer = decoded.issuer().map_err(invalid)?.to_owned();
     // 3. The signing key is one registered for that client.
     let (client, keys) = if let Ok(id) = issuer.parse::<AgentId>() {
         let agent = state
@@ -106,35 +151,13 @@ pub(crate) async fn authenticate(
             "the assertion is not signed by an active key of the client",
         ));
     }
-    // 4. Signature, `aud`, `exp`, `nbf`, `iat` and `jti` presence (RFC 7523 §3 items 3–7).
-    let audiences = super::assertion_audiences(state, endpoint);
-    let audiences: Vec<&str> = audiences.iter().map(String::as_str).collect();
-    let policy = super::assertion_policy(state, &audiences);
-    let mut verified = None;
-    let mut last_error = None;
-    for (_, jwk) in candidates {
-        let public = PublicJwk::from_json(jwk).map_err(ApiError::internal)?;
-        match decoded.verify(&public, &policy, now) {
-            Ok(v) => {
-                verified = Some(v);
-                break;
-            }
-            Err(e) => last_error = Some(e),
-        }
-    }
-    let verified = verified.ok_or_else(|| {
-        invalid(format!(
-            "invalid assertion: {}",
-            last_error.map(|e| e.to_string()).unwrap_or_default()
-        ))
-    })?;
-    // 5. The assertion is used once (RFC 7523 §3 item 7).
-    if !state
-        .remember(verified.replay_key.clone(), verified.replay_until)
-        .await?
-    {
-        return Err(invalid("this assertion was already used (`jti` replay)"));
-    }
+    // 4–5. Signature, `aud`, `exp`, `nbf`, `iat`, and single use of `jti` (RFC 7523 §3
+    //      items 3–7).
+    let keys = candidates
+        .into_iter()
+        .map(|(_, jwk)| PublicJwk::from_json(jwk).map_err(ApiError::internal))
+        .collect::<Result<Vec<_>, _>>()?;
+    verify_assertion(state, &decoded, &keys, endpoint).await?;
     // 6. The client is in a state to act.
     if let Client::Agent(agent, _) = &client
         && agent.status != AgentStatus::Active

@@ -1,5 +1,7 @@
 //! The RFC 7523 §2.1 JWT bearer grant for humans: a human's CLI trades an assertion signed
-//! by an enrolled device key for a short-lived, DPoP-bound admin access token.
+//! by an enrolled device key for a short-lived, DPoP-bound admin access token. With client
+//! authentication, the same grant type redeems a federation peer's authorization grant
+//! ([`crate::federation::chaining::redeem`]).
 
 use axum::http::HeaderMap;
 use serde_json::json;
@@ -23,7 +25,12 @@ pub(super) async fn issue(
     form: &Form,
 ) -> Result<TokenResponse, ApiError> {
     let now = state.clock.now();
-    if form.get("client_assertion").is_some() || form.get("client_id").is_some() {
+    // With client authentication, the assertion is a federation peer's authorization grant
+    // for one of its agents (identity chaining); without, a human's own.
+    if form.get("client_assertion").is_some() || form.get("client_assertion_type").is_some() {
+        return crate::federation::chaining::redeem(state, headers, form).await;
+    }
+    if form.get("client_id").is_some() {
         return Err(ApiError::invalid_request(
             "the jwt-bearer grant for humans takes no client authentication",
         ));

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use surety_api::oauth::{
     GRANT_TYPE_CIBA, GRANT_TYPE_CLIENT_CREDENTIALS, GRANT_TYPE_JWT_BEARER,
-    GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_GRANT,
+    GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_GRANT, TOKEN_TYPE_JWT,
 };
 
 use crate::app::{
@@ -43,7 +43,9 @@ pub fn document(state: &AppState) -> Value {
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_signing_alg_values_supported": algs(),
         "dpop_signing_alg_values_supported": algs(),
-        "token_types_supported": [TOKEN_TYPE_GRANT, TOKEN_TYPE_ACCESS_TOKEN],
+        "token_types_supported": [TOKEN_TYPE_GRANT, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT],
+        // OAuth identity and authorization chaining across domains §3.
+        "identity_chaining_requested_token_types_supported": [TOKEN_TYPE_JWT],
         "service_documentation": state.url(OPENAPI_PATH),
     })
 }

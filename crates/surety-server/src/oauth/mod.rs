@@ -18,6 +18,7 @@ use surety_api::oauth::{
     GRANT_TYPE_TOKEN_EXCHANGE, TokenResponse,
 };
 use surety_jose::rfc7523::AssertionPolicy;
+use surety_jose::rfc9068::{self, AccessTokenClaims};
 use surety_jose::rfc9449::{NonceCheck, VerifiedProof};
 
 use crate::app::{AppState, TOKEN_PATH};
@@ -27,7 +28,7 @@ use crate::extract::Form;
 
 pub(crate) mod access_token;
 pub(crate) mod ciba;
-mod client_auth;
+pub(crate) mod client_auth;
 mod client_credentials;
 mod jwt_bearer;
 pub(crate) mod metadata;
@@ -92,7 +93,7 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, form: Form
 
 /// The DPoP proof of a token request (RFC 9449 §5), checked before anything else so that a
 /// nonce challenge comes first; its `jti` is recorded as soon as it is valid.
-pub(super) async fn token_proof(
+pub(crate) async fn token_proof(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<VerifiedProof, ApiError> {
@@ -114,9 +115,45 @@ pub(super) async fn token_proof(
         })
 }
 
+/// Signs `claims` with the organisation's current key: as an access token (`at+jwt`), or
+/// as an identity-chaining authorization grant for a peer when `grant` is set.
+pub(crate) async fn sign_token(
+    state: &AppState,
+    claims: &AccessTokenClaims,
+    grant: bool,
+) -> Result<String, ApiError> {
+    let signer = state
+        .keys
+        .signer(state.store.as_ref(), state.clock.now())
+        .await
+        .map_err(ApiError::internal)?;
+    let signed = if grant {
+        rfc9068::sign_authorization_grant(claims, &signer.key, &signer.kid)
+    } else {
+        rfc9068::sign(claims, &signer.key, &signer.kid)
+    };
+    signed.map_err(ApiError::internal)
+}
+
+/// The token endpoint's answer for a DPoP-bound access token minted by token exchange
+/// (RFC 8693 §2.2.1) or a peer's authorization grant.
+pub(crate) fn access_token_response(
+    access_token: String,
+    claims: AccessTokenClaims,
+) -> TokenResponse {
+    TokenResponse {
+        access_token,
+        token_type: surety_api::oauth::TOKEN_TYPE_DPOP.into(),
+        expires_in: u64::try_from(claims.exp - claims.iat).unwrap_or(0),
+        scope: claims.scope,
+        issued_token_type: Some(surety_api::oauth::TOKEN_TYPE_ACCESS_TOKEN.into()),
+        authorization_details: None,
+    }
+}
+
 /// The `aud` values an assertion sent to `endpoint` may carry: the endpoint, the token
 /// endpoint, or the issuer (RFC 7523 §3 and its revision, which settles on the issuer).
-pub(super) fn assertion_audiences(state: &AppState, endpoint: &str) -> Vec<String> {
+pub(crate) fn assertion_audiences(state: &AppState, endpoint: &str) -> Vec<String> {
     let mut audiences = vec![
         state.url(endpoint),
         state.url(TOKEN_PATH),
@@ -128,7 +165,7 @@ pub(super) fn assertion_audiences(state: &AppState, endpoint: &str) -> Vec<Strin
 }
 
 /// How assertions are checked.
-pub(super) fn assertion_policy<'a>(
+pub(crate) fn assertion_policy<'a>(
     state: &AppState,
     audiences: &'a [&'a str],
 ) -> AssertionPolicy<'a> {

@@ -36,6 +36,10 @@ pub async fn introspect(State(state): State<AppState>, form: Form) -> Response {
 }
 
 async fn answer(state: &AppState, form: &Form) -> Result<Value, ApiError> {
+    // A federation peer asking about an authorization grant issued for it.
+    if crate::federation::revocation::from_peer(form) {
+        return crate::federation::revocation::introspect_for_peer(state, form).await;
+    }
     let rs = match authenticate(state, form, INTROSPECT_PATH).await? {
         Client::ResourceServer(rs) => rs,
         Client::Agent(..) => {
@@ -48,6 +52,12 @@ async fn answer(state: &AppState, form: &Form) -> Result<Value, ApiError> {
         .get("token")
         .ok_or_else(|| ApiError::invalid_request("`token` is required"))?;
     let inactive = json!({ "active": false });
+    if crate::federation::token::is_federated(token) {
+        let answer = crate::federation::token::introspect(state, token, &rs.audience).await?;
+        let active = if answer.is_some() { "true" } else { "false" };
+        metrics::counter!("surety_introspections_total", "active" => active).increment(1);
+        return Ok(answer.unwrap_or(inactive));
+    }
     let active = match verify_active(state, token).await {
         Ok(t) => t,
         Err(

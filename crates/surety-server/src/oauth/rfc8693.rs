@@ -16,7 +16,7 @@
 use axum::http::HeaderMap;
 use serde_json::json;
 use surety_api::oauth::{
-    GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_DPOP, TOKEN_TYPE_GRANT,
+    GRANT_TYPE_TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_GRANT, TOKEN_TYPE_JWT,
     TokenResponse,
 };
 use surety_core::agent::Agent;
@@ -26,7 +26,7 @@ use surety_core::human::HumanStatus;
 use surety_core::id::{AgentId, GrantId, PrincipalId, TokenId};
 use surety_core::key::KeyStatus;
 use surety_core::scope::ScopeSet;
-use surety_jose::rfc9068::{self, AccessTokenClaims, Act, Cnf, Derivation};
+use surety_jose::rfc9068::{AccessTokenClaims, Act, Cnf, Derivation};
 use surety_store::{ActivityKind, AgentActivity};
 
 use super::access_token::{Inactive, check_standing, verify_signed};
@@ -90,6 +90,11 @@ pub(super) async fn exchange(
             "the DPoP proof must be signed by an active key registered to the agent",
         ));
     }
+    // A JWT authorization grant for a federation peer (identity chaining across domains).
+    if form.get("requested_token_type") == Some(TOKEN_TYPE_JWT) {
+        return crate::federation::chaining::authorization_grant(state, form, &client, &proof.jkt)
+            .await;
+    }
     // 3.
     let subject_token = form
         .get("subject_token")
@@ -106,7 +111,7 @@ pub(super) async fn exchange(
         && t != TOKEN_TYPE_ACCESS_TOKEN
     {
         return Err(ApiError::invalid_request(format!(
-            "`requested_token_type` must be `{TOKEN_TYPE_ACCESS_TOKEN}`"
+            "`requested_token_type` must be `{TOKEN_TYPE_ACCESS_TOKEN}` (or `{TOKEN_TYPE_JWT}` for a federation peer)"
         )));
     }
     let scope = form
@@ -160,6 +165,7 @@ pub(super) async fn exchange(
     let claims = AccessTokenClaims {
         iss: state.issuer.to_string(),
         sub: minted.principal.to_string(),
+        sub_id: None,
         aud: minted.audience.clone(),
         client_id: chain[0].clone(),
         iat: now.unix_timestamp(),
@@ -172,14 +178,9 @@ pub(super) async fn exchange(
         derived_from,
         authorization_details: None,
         approval_id: None,
+        resource: None,
     };
-    let signer = state
-        .keys
-        .signer(state.store.as_ref(), now)
-        .await
-        .map_err(ApiError::internal)?;
-    let access_token =
-        rfc9068::sign(&claims, &signer.key, &signer.kid).map_err(ApiError::internal)?;
+    let access_token = super::sign_token(state, &claims, false).await?;
     let event = token_event(&client, &minted, &claims, now);
     state
         .record_activity(AgentActivity {
@@ -192,14 +193,7 @@ pub(super) async fn exchange(
         })
         .await?;
     metrics::counter!("surety_tokens_issued_total", "kind" => if minted.depth() == 0 { "grant" } else { "sub_agent" }).increment(1);
-    Ok(TokenResponse {
-        access_token,
-        token_type: TOKEN_TYPE_DPOP.into(),
-        expires_in: u64::try_from(claims.exp - claims.iat).unwrap_or(0),
-        scope: claims.scope,
-        issued_token_type: Some(TOKEN_TYPE_ACCESS_TOKEN.into()),
-        authorization_details: None,
-    })
+    Ok(super::access_token_response(access_token, claims))
 }
 
 /// A sub-agent's token from the client's own: the subject token must be active, held by

@@ -13,6 +13,7 @@ mod approvals;
 mod audit;
 mod concurrency;
 mod credentials;
+mod federation;
 mod fixtures;
 mod humans;
 mod inventory;

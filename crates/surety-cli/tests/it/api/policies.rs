@@ -33,7 +33,7 @@ async fn the_shipped_pack_is_in_force_until_a_set_is_applied_and_history_keeps_e
         (shipped.catalog.as_str(), shipped.policies.as_str()),
         (CATALOG, DEFAULT_POLICIES)
     );
-    assert_eq!(shipped.policy_count, 12);
+    assert_eq!(shipped.policy_count, 13);
 
     assert_eq!(
         admin
@@ -56,7 +56,7 @@ async fn the_shipped_pack_is_in_force_until_a_set_is_applied_and_history_keeps_e
 
     // Rollback to the shipped default is a new version with its content.
     let v2 = admin.rollback_policies(0).await.unwrap();
-    assert_eq!((v2.version, v2.policy_count), (2, 12));
+    assert_eq!((v2.version, v2.policy_count), (2, 13));
     assert_eq!(
         admin.policy_set(Some(2)).await.unwrap().policies,
         DEFAULT_POLICIES

@@ -2,6 +2,7 @@
 //! `.ci/run`, pinned in `tests/e2e/package.json` and its lock file): the client drives a real
 //! server, and the server's own records are checked afterwards.
 
+mod federation;
 pub(crate) mod gateway;
 mod inventory;
 

@@ -32,6 +32,8 @@ use crate::error::ApiError;
 use crate::extract::Json;
 use crate::oauth::access_token::{ActiveToken, Inactive, verify_active};
 
+mod federated;
+
 type Result<T> = std::result::Result<T, ApiError>;
 
 /// Most evaluations in one AuthZEN batch.
@@ -102,6 +104,10 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
             crate::auth::to_time(state.config.key_refresh_interval),
         )
         .await?;
+    // A peer's agent's token: decided under its federation grant.
+    if crate::federation::token::is_federated(asked.token) {
+        return federated::decide(state, rs, asked, &engine).await;
+    }
     let mut misused = None;
     let token = match verify_active(state, asked.token).await {
         Ok(t) => Some(t),
@@ -186,6 +192,7 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
                         time: now.unix_timestamp(),
                         org_domains: state.config.org_domain_list(),
                         approved: false,
+                        peer: String::new(),
                     };
                     evidence = check_evidence(state, rs, asked, t).await?;
                     let mut request = request;
@@ -260,24 +267,21 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
         }
         step_up = Some(s);
     }
-    let mut event = NewEvent::new(EventKind::DecisionMade, Actor::System, asked.action, now)
-        .details(json!({
-            "decision": outcome_name(decision.outcome),
-            "action": asked.action,
-            "resource": {"type": asked.resource_type, "id": asked.resource_id},
-            "arguments": asked.arguments,
-            "reasons": decision.reasons,
-            "policy_ids": decision.policy_ids,
-            "policy_version": decision.version,
-            "resource_server": rs.id,
+    let mut event = decision_event(
+        asked,
+        &decision,
+        rs,
+        decision_id,
+        now,
+        json!({
             "token_jti": token.map(|t| t.claims.jti.clone()),
             "grant_id": token.map(|t| t.claims.grant_id.clone()),
             "act": token.map(|t| t.claims.act.clone()),
             // Everything the policies saw, so that `surety policy test` can replay it.
             "request": request,
             "approval_id": consumed,
-        }));
-    event.id = decision_id;
+        }),
+    );
     // Only evaluated decisions are filed under the agent (and so count towards its rate):
     // a refusal of a token meant for another audience says nothing about the agent.
     if let (Some(t), Some(_)) = (token, &request) {
@@ -350,6 +354,35 @@ async fn decide(state: &AppState, rs: &ResourceServer, asked: &Asked<'_>) -> Res
         id,
         step_up,
     })
+}
+
+/// The audit event of a decision: the question and the answer, then `about` (the token's
+/// identities and what the policies saw), under the decision's id.
+fn decision_event(
+    asked: &Asked<'_>,
+    decision: &Decision,
+    rs: &ResourceServer,
+    id: surety_core::id::EventId,
+    now: time::OffsetDateTime,
+    about: Value,
+) -> NewEvent {
+    let mut details = json!({
+        "decision": outcome_name(decision.outcome),
+        "action": asked.action,
+        "resource": {"type": asked.resource_type, "id": asked.resource_id},
+        "arguments": asked.arguments,
+        "reasons": decision.reasons,
+        "policy_ids": decision.policy_ids,
+        "policy_version": decision.version,
+        "resource_server": rs.id,
+    });
+    if let (Some(d), Value::Object(more)) = (details.as_object_mut(), about) {
+        d.extend(more);
+    }
+    let mut event =
+        NewEvent::new(EventKind::DecisionMade, Actor::System, asked.action, now).details(details);
+    event.id = id;
+    event
 }
 
 /// The `authorization_details` of a step-up: exactly the action asked, at this resource

@@ -1,0 +1,225 @@
+//! Federation: peers, federation grants, tokens minted under them, agent cards.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use surety_core::audit::EventKind;
+use surety_core::federation::{FederationGrant, FederationGrantStatus, FederationGrantTerms};
+use surety_core::human::Role;
+use surety_core::id::{FederationGrantId, HumanId};
+use surety_store::{FederatedTokenRecord, PeerRecord, Store, StoreError};
+use time::Duration;
+
+use crate::fixtures::*;
+
+crate::storage_tests!(
+    peers_are_unique_listed_refreshed_and_removed_with_their_grants,
+    federated_tokens_are_followed_until_revoked,
+    agent_cards_are_published_replaced_and_withdrawn,
+);
+
+const PEER: &str = "https://a.example";
+
+fn peer(issuer: &str, name: &str, by: HumanId) -> PeerRecord {
+    PeerRecord {
+        issuer: issuer.into(),
+        name: name.into(),
+        source: "metadata".into(),
+        metadata_url: Some(format!("{issuer}/.well-known/oauth-authorization-server")),
+        jwks: json!({"keys": []}),
+        introspection_endpoint: None,
+        fetched_at: Some(t0()),
+        created_by: by,
+        created_at: t0(),
+    }
+}
+
+fn grant(peer: &str, by: HumanId) -> FederationGrant {
+    FederationGrantTerms {
+        peer,
+        agents: Some("agt_*"),
+        principals: None,
+        scopes: &["crm.read".into()],
+        resources: &["https://crm.b.example".into()],
+        constraints: Some(&json!({"max_amount": 100})),
+        expires_at: t0() + Duration::days(1),
+    }
+    .parse(FederationGrantId::new(t0()), by, t0(), Duration::days(30))
+    .unwrap()
+}
+
+async fn peers_are_unique_listed_refreshed_and_removed_with_their_grants(store: Arc<dyn Store>) {
+    let admin = add_human(&store, "admin@b.example", Role::Admin).await;
+    let before = event_count(&store).await;
+    let p = peer(PEER, "org-a", admin.id);
+    store
+        .add_peer(&p, &[event(EventKind::FederationPeerAdded, PEER)])
+        .await
+        .unwrap();
+    assert_eq!(event_count(&store).await, before + 1);
+    assert_eq!(store.get_peer(PEER).await.unwrap(), Some(p.clone()));
+    // Same issuer, or same name: refused, nothing written.
+    for dup in [
+        peer(PEER, "other", admin.id),
+        peer("https://c.example", "org-a", admin.id),
+    ] {
+        assert!(matches!(
+            store
+                .add_peer(&dup, &[event(EventKind::FederationPeerAdded, "x")])
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+    }
+    assert_eq!(event_count(&store).await, before + 1);
+    let keys = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "abc", "kid": "k"}]});
+    store
+        .update_peer_keys(
+            PEER,
+            &keys,
+            Some("https://a.example/oauth2/introspect"),
+            t0() + Duration::hours(1),
+            &[],
+        )
+        .await
+        .unwrap();
+    let refreshed = store.get_peer(PEER).await.unwrap().unwrap();
+    assert_eq!(refreshed.jwks, keys);
+    assert_eq!(refreshed.fetched_at, Some(t0() + Duration::hours(1)));
+    assert_eq!(
+        refreshed.introspection_endpoint.as_deref(),
+        Some("https://a.example/oauth2/introspect")
+    );
+    // A grant needs a trusted peer.
+    assert!(matches!(
+        store
+            .create_federation_grant(&grant("https://c.example", admin.id), &[])
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let g = grant(PEER, admin.id);
+    store.create_federation_grant(&g, &[]).await.unwrap();
+    assert_eq!(
+        store.get_federation_grant(g.id).await.unwrap(),
+        Some(g.clone())
+    );
+    assert_eq!(
+        store.list_federation_grants(Some(PEER)).await.unwrap(),
+        vec![g.clone()]
+    );
+    assert!(
+        store
+            .list_federation_grants(Some("https://c.example"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Removing the peer revokes its grants.
+    assert!(store.remove_peer(PEER, t0(), &[]).await.unwrap());
+    assert!(!store.remove_peer(PEER, t0(), &[]).await.unwrap());
+    assert_eq!(store.get_peer(PEER).await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_federation_grant(g.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        FederationGrantStatus::Revoked
+    );
+    assert!(
+        !store
+            .revoke_federation_grant(g.id, t0(), &[])
+            .await
+            .unwrap()
+    );
+}
+
+async fn federated_tokens_are_followed_until_revoked(store: Arc<dyn Store>) {
+    let admin = add_human(&store, "admin@b.example", Role::Admin).await;
+    store
+        .add_peer(&peer(PEER, "org-a", admin.id), &[])
+        .await
+        .unwrap();
+    let g = grant(PEER, admin.id);
+    store.create_federation_grant(&g, &[]).await.unwrap();
+    let token = |jti: &str, assertion: &str, minutes: i64| FederatedTokenRecord {
+        jti: jti.into(),
+        peer: PEER.into(),
+        grant: g.id,
+        assertion_jti: assertion.into(),
+        assertion: format!("jwt-{assertion}"),
+        expires_at: t0() + Duration::minutes(minutes),
+    };
+    store
+        .record_federated_token(&token("t1", "a1", 5), &[])
+        .await
+        .unwrap();
+    store
+        .record_federated_token(&token("t2", "a1", 4), &[])
+        .await
+        .unwrap();
+    store
+        .record_federated_token(&token("t3", "a2", 1), &[])
+        .await
+        .unwrap();
+    // One row per peer grant, the latest-expiring token's.
+    let live = store.live_federated_assertions(t0()).await.unwrap();
+    assert_eq!(
+        live.iter().map(|t| t.jti.as_str()).collect::<Vec<_>>(),
+        ["t1", "t3"]
+    );
+    // Expired ones are not followed.
+    let later = store
+        .live_federated_assertions(t0() + Duration::minutes(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        later.iter().map(|t| t.jti.as_str()).collect::<Vec<_>>(),
+        ["t1"]
+    );
+    let before = event_count(&store).await;
+    let n = store
+        .revoke_federated_tokens("a1", t0(), &[event(EventKind::TokenRevoked, "a1")])
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(event_count(&store).await, before + 1);
+    assert_eq!(store.token_revoked_at("t1").await.unwrap(), Some(t0()));
+    assert_eq!(store.token_revoked_at("t2").await.unwrap(), Some(t0()));
+    assert_eq!(store.token_revoked_at("t3").await.unwrap(), None);
+    // Again: nothing more to revoke, no second event.
+    assert_eq!(
+        store
+            .revoke_federated_tokens("a1", t0(), &[event(EventKind::TokenRevoked, "a1")])
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(event_count(&store).await, before + 1);
+    let live = store.live_federated_assertions(t0()).await.unwrap();
+    assert_eq!(
+        live.iter().map(|t| t.jti.as_str()).collect::<Vec<_>>(),
+        ["t3"]
+    );
+}
+
+async fn agent_cards_are_published_replaced_and_withdrawn(store: Arc<dyn Store>) {
+    let owner = add_human(&store, "ada@a.example", Role::Member).await;
+    let (agent, _) = add_agent(&store, "billing", owner.id).await;
+    assert_eq!(store.agent_card(agent.id).await.unwrap(), None);
+    store
+        .put_agent_card(agent.id, &json!({"name": "v1"}), t0(), &[])
+        .await
+        .unwrap();
+    store
+        .put_agent_card(agent.id, &json!({"name": "v2"}), t0(), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.agent_card(agent.id).await.unwrap(),
+        Some(json!({"name": "v2"}))
+    );
+    assert!(store.delete_agent_card(agent.id, &[]).await.unwrap());
+    assert!(!store.delete_agent_card(agent.id, &[]).await.unwrap());
+    assert_eq!(store.agent_card(agent.id).await.unwrap(), None);
+}
