@@ -323,6 +323,65 @@ pub fn admit(
     })
 }
 
+/// The limits a peer's agent acts under here: the stricter of what its home grant allows
+/// (`home`, as the home organisation stated it) and what the federation grant allows
+/// (`here`). `max_amount`: the smaller; `currency`: the common one — two different ones
+/// leave no currency (a value no request states, so every transaction with a currency is
+/// denied); `allowed_domains`, `data_classes`: what both allow; `step_up`: what either asks.
+/// Other members are kept from `here` only (the home's approver lists mean nothing here).
+#[must_use]
+pub fn stricter(home: &Value, here: &Value) -> Value {
+    let mut out = match here {
+        Value::Object(o) => o.clone(),
+        _ => serde_json::Map::new(),
+    };
+    let Value::Object(home) = home else {
+        return Value::Object(out);
+    };
+    if let Some(h) = home.get("max_amount").and_then(Value::as_i64) {
+        let limit = out
+            .get("max_amount")
+            .and_then(Value::as_i64)
+            .map_or(h, |o| o.min(h));
+        out.insert("max_amount".into(), limit.into());
+    }
+    if let Some(h) = home.get("currency").and_then(Value::as_str) {
+        let currency = match out.get("currency").and_then(Value::as_str) {
+            Some(o) if o != h => NO_CURRENCY,
+            _ => h,
+        };
+        out.insert("currency".into(), currency.into());
+    }
+    for list in ["allowed_domains", "data_classes"] {
+        let Some(h) = home.get(list).and_then(Value::as_array) else {
+            continue;
+        };
+        let both: Vec<Value> = match out.get(list).and_then(Value::as_array) {
+            Some(o) => o.iter().filter(|v| h.contains(v)).cloned().collect(),
+            None => h.clone(),
+        };
+        out.insert(list.into(), Value::Array(both));
+    }
+    if let Some(h) = home.get("step_up").and_then(Value::as_array) {
+        let mut either = out
+            .get("step_up")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for v in h {
+            if !either.contains(v) {
+                either.push(v.clone());
+            }
+        }
+        out.insert("step_up".into(), Value::Array(either));
+    }
+    Value::Object(out)
+}
+
+/// The currency of two grants that name different ones: no request states it.
+const NO_CURRENCY: &str =
+    "(none: the home grant and the federation grant name different currencies)";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,6 +425,37 @@ mod tests {
             resource: Some("https://crm.b.example"),
             expires_at: NOW + Duration::minutes(5),
         }
+    }
+
+    #[test]
+    fn the_stricter_limits_of_both_grants_apply() {
+        use serde_json::json;
+        let here = json!({"max_amount": 5000, "currency": "EUR", "allowed_domains": ["a.example", "b.example"], "step_up": ["iam.grant_role"]});
+        let home = json!({"max_amount": 100, "currency": "EUR", "allowed_domains": ["b.example", "c.example"], "step_up": ["payments.transfer"], "approvers": ["hum_x"]});
+        assert_eq!(
+            stricter(&home, &here),
+            json!({"max_amount": 100, "currency": "EUR", "allowed_domains": ["b.example"], "step_up": ["iam.grant_role", "payments.transfer"]})
+        );
+        // Limits only the home states still apply; the home cannot loosen the federation grant.
+        assert_eq!(
+            stricter(
+                &json!({"data_classes": ["public"]}),
+                &json!({"max_amount": 10})
+            ),
+            json!({"max_amount": 10, "data_classes": ["public"]})
+        );
+        assert_eq!(
+            stricter(
+                &json!({"max_amount": 1_000_000}),
+                &json!({"max_amount": 10})
+            ),
+            json!({"max_amount": 10})
+        );
+        // Two currencies: none left.
+        let c = stricter(&json!({"currency": "USD"}), &json!({"currency": "EUR"}));
+        assert_ne!(c["currency"], "USD");
+        assert_ne!(c["currency"], "EUR");
+        assert_eq!(stricter(&Value::Null, &here), here);
     }
 
     #[test]

@@ -170,6 +170,10 @@ pub struct AccessTokenClaims {
     /// draft's `resource` claim).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    /// The limits of the home grant, on an authorization grant for a peer and on the peer's
+    /// token minted from it: the peer applies them as well as its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<Value>,
 }
 
 /// What a token must satisfy to be believed at all.
@@ -317,6 +321,7 @@ mod tests {
             authorization_details: None,
             approval_id: None,
             resource: None,
+            constraints: None,
         }
     }
 

@@ -100,6 +100,8 @@ pub struct AppState {
     pub(crate) passkeys: Arc<crate::ui::Passkeys>,
     /// The client for URLs others gave (federation peers).
     pub(crate) egress: Arc<crate::egress::Egress>,
+    /// When federation peers' keys were last fetched by this node.
+    pub(crate) peer_fetches: Arc<crate::federation::FetchLog>,
 }
 
 impl AppState {
@@ -157,6 +159,7 @@ impl AppState {
         let egress = crate::egress::Egress::new(config.dev).map_err(StateError::Http)?;
         Ok(Self {
             egress: Arc::new(egress),
+            peer_fetches: Arc::default(),
             policies: Arc::new(policies),
             replay: Arc::new(replay),
             issued: Arc::new(issued),

@@ -1,6 +1,6 @@
-//! Calls this server makes to URLs it was given (agents' CIBA ping endpoints, federation
-//! peers' metadata and keys): which addresses are off limits, and a client that keeps to
-//! them.
+//! Calls this server makes to URLs others gave it: which addresses are off limits (also
+//! checked, by literal address, for agents' CIBA ping endpoints), and the client federation
+//! peers' metadata, keys and introspection are fetched with, which keeps to them.
 //!
 //! Outside development mode a peer's URL must be `https`, must not name or resolve to this
 //! host or a private network (SSRF: the server would otherwise fetch inside the deployment
@@ -95,7 +95,9 @@ impl Egress {
         let mut builder = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .connect_timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none());
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve names itself, past the public-address check.
+            .no_proxy();
         if !dev {
             builder = builder.dns_resolver(Arc::new(PublicOnly));
         }

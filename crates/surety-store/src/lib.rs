@@ -677,9 +677,10 @@ pub trait FederationStore {
         &self,
         now: OffsetDateTime,
     ) -> Result<Vec<FederatedTokenRecord>>;
-    /// Revokes every token minted from the peer grant `assertion_jti`; how many.
+    /// Revokes every token minted from `peer`'s grant `assertion_jti`; how many.
     async fn revoke_federated_tokens(
         &self,
+        peer: &str,
         assertion_jti: &str,
         at: OffsetDateTime,
         events: &[NewEvent],

@@ -101,7 +101,13 @@ pub(super) async fn decide(
     {
         let until = time::OffsetDateTime::from_unix_timestamp(a.exp).unwrap_or(now);
         if !state
-            .remember(format!("fed-approval:{}:{}", a.iss, a.jti), until)
+            .remember(
+                format!(
+                    "fed-approval:{}",
+                    surety_jose::sha256_b64(format!("{}\n{}", a.iss, a.jti).as_bytes())
+                ),
+                until,
+            )
             .await?
         {
             decision = refusal("the approval was already used", decision.version);
@@ -147,18 +153,32 @@ fn facts(
         id: t.claims.sub.clone(),
         role: FOREIGN_ROLE.into(),
     };
+    // Foreign identities are named with their issuer, so that no policy written for one of
+    // this organisation's agents or humans can apply to them.
+    let foreign = |id: &str| format!("{id}@{}", t.peer);
+    let principal = HumanFacts {
+        id: foreign(&principal.id),
+        ..principal
+    };
     DecisionRequest {
-        agent: t.chain[0].clone(),
+        agent: foreign(&t.chain[0]),
         environment: FOREIGN_ENVIRONMENT.into(),
         owner: principal.clone(),
         principal,
         grant: t.grant.id.to_string(),
-        chain: t.chain.clone(),
+        chain: t.chain.iter().map(|a| foreign(a)).collect(),
         scope: t.claims.scope.split(' ').map(str::to_owned).collect(),
         action: asked.action.to_owned(),
         resource_type: asked.resource_type.to_owned(),
         resource_id: asked.resource_id.to_owned(),
-        constraints: t.grant.constraints.clone(),
+        // The stricter of the home grant's limits and the federation grant's.
+        constraints: surety_core::federation::stricter(
+            t.claims
+                .constraints
+                .as_ref()
+                .unwrap_or(&serde_json::Value::Null),
+            &t.grant.constraints,
+        ),
         arguments: asked.arguments.clone(),
         time: now.unix_timestamp(),
         org_domains: state.config.org_domain_list(),

@@ -31,6 +31,7 @@ use surety_core::federation::{Arriving, admit};
 use surety_core::id::{GrantId, TokenId};
 use surety_core::scope::ScopeSet;
 use surety_jose::rfc9068::{self, AccessTokenClaims, Act, Cnf, SubjectId};
+use surety_jose::sha256_b64;
 use surety_store::{ActivityKind, AgentActivity, FederatedTokenRecord};
 use time::Duration;
 
@@ -75,6 +76,11 @@ pub(crate) async fn authorization_grant(
         .map(String::as_str)
         .collect();
     named.extend(form.get_all("resource").iter().map(String::as_str));
+    if named.len() > 2 {
+        return Err(ApiError::invalid_target(
+            "name the peer (`audience`) and at most one resource there",
+        ));
+    }
     let mut peer = None;
     let mut at_peer = Vec::new();
     for n in named {
@@ -161,6 +167,7 @@ pub(crate) async fn authorization_grant(
         authorization_details: None,
         approval_id: None,
         resource: resource.clone(),
+        constraints: Some(grant.constraints.clone()),
     };
     let jwt = crate::oauth::sign_token(state, &claims, true).await?;
     let event = NewEvent::new(
@@ -283,15 +290,11 @@ pub(crate) async fn redeem(
         ));
     }
     authenticate_holder(state, form, &claims.client_id, &proof.key).await?;
-    // 5. Used once.
-    if !state
-        .remember(
-            format!("fed-grant:{}:{}", peer.issuer, claims.jti),
-            expires_at,
-        )
-        .await?
-    {
-        return Err(invalid("it was already used (`jti` replay)".into()));
+    // 5. Identities of the peer's own: none may be one of this organisation's.
+    if local_identity(state, &claims).await? {
+        return Err(invalid(
+            "it names a human or agent of this organisation as the peer's".into(),
+        ));
     }
     // 6. What this organisation lets that peer's agent do: a federation grant.
     let scope = ScopeSet::parse("scope", &claims.scope)
@@ -344,7 +347,16 @@ pub(crate) async fn redeem(
             .map(ApiError::from)
             .unwrap_or_else(|| ApiError::invalid_grant("no federation grant applies")));
     };
-    // 7. The local token.
+    // 7. Used once (recorded last, so that a request refused for its scope or resource
+    //    does not use the grant up).
+    let replay = sha256_b64(format!("{}\n{}", peer.issuer, claims.jti).as_bytes());
+    if !state
+        .remember(format!("fed-grant:{replay}"), expires_at)
+        .await?
+    {
+        return Err(invalid("it was already used (`jti` replay)".into()));
+    }
+    // 8. The local token.
     let local = AccessTokenClaims {
         iss: state.issuer.to_string(),
         sub: claims.sub.clone(),
@@ -365,6 +377,7 @@ pub(crate) async fn redeem(
         authorization_details: None,
         approval_id: None,
         resource: None,
+        constraints: claims.constraints.clone(),
     };
     let access_token = crate::oauth::sign_token(state, &local, false).await?;
     let event = NewEvent::new(EventKind::TokenIssued, Actor::System, &local.jti, now).details(json!({
@@ -395,6 +408,24 @@ pub(crate) async fn redeem(
         .await?;
     metrics::counter!("surety_tokens_issued_total", "kind" => "federated").increment(1);
     Ok(crate::oauth::access_token_response(access_token, local))
+}
+
+/// Whether the grant's principal or any agent of its chain is an identity of this
+/// organisation: a peer naming one would pass its agent off as ours.
+async fn local_identity(state: &AppState, claims: &AccessTokenClaims) -> Result<bool> {
+    if let Ok(h) = claims.sub.parse::<surety_core::id::HumanId>()
+        && state.store.get_human(h).await?.is_some()
+    {
+        return Ok(true);
+    }
+    for a in claims.act.chain() {
+        if let Ok(a) = a.parse::<surety_core::id::AgentId>()
+            && state.store.get_agent(a).await?.is_some()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// `private_key_jwt` by a peer's agent that is not registered here: the assertion names the

@@ -142,8 +142,10 @@ pub(crate) async fn peer_keys(
     if let (Some(url), "metadata") = (peer.metadata_url.clone(), peer.source.as_str()) {
         let age = peer.fetched_at.map_or(Duration::MAX, |at| now - at);
         let stale = age >= to_time(state.config.federation_jwks_refresh);
-        let unknown = kid.is_some_and(|k| !names_kid(&peer, k)) && age >= UNKNOWN_KID_REFETCH;
-        if stale || unknown {
+        let unknown = kid.is_some_and(|k| !names_kid(&peer, k));
+        // One attempt per peer per 10 s on this node, whatever callers send and whether
+        // the last attempt worked: a peer that is down is not asked again by every request.
+        if (stale || unknown) && state.peer_fetches.claim(issuer, now, UNKNOWN_KID_REFETCH) {
             match fetch_peer(&state.egress, issuer, &url).await {
                 Ok((jwks, introspection)) => {
                     let mut events = Vec::new();
@@ -175,6 +177,28 @@ pub(crate) async fn peer_keys(
     }
     let keys = candidates(&peer, kid);
     Ok(Some((peer, keys)))
+}
+
+/// When this node last tried to fetch each peer's keys.
+#[derive(Debug, Default)]
+pub(crate) struct FetchLog(
+    std::sync::Mutex<std::collections::HashMap<String, time::OffsetDateTime>>,
+);
+
+impl FetchLog {
+    /// Whether `issuer` may be fetched now (no attempt within `every`); if so, the attempt
+    /// is recorded at once, so that concurrent callers do not fetch it too.
+    fn claim(&self, issuer: &str, now: time::OffsetDateTime, every: Duration) -> bool {
+        let mut log = match self.0.lock() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if log.get(issuer).is_some_and(|at| now - *at < every) {
+            return false;
+        }
+        log.insert(issuer.to_owned(), now);
+        true
+    }
 }
 
 /// The RFC 7638 thumbprints of a JWK Set's keys.

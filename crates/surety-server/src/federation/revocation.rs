@@ -95,7 +95,9 @@ pub(crate) async fn introspect_for_peer(state: &AppState, form: &Form) -> Result
         "jti": c.jti,
         "act": c.act,
         "cnf": c.cnf,
-        "token_type": surety_api::oauth::TOKEN_TYPE_JWT,
+        // RFC 7662 §2.2: the kind of token, as `token_type` values go; an authorization
+        // grant is not an access token of any type.
+        "token_type": surety_api::oauth::TOKEN_TYPE_NOT_APPLICABLE,
     }))
 }
 
@@ -140,34 +142,51 @@ async fn still_active(state: &AppState, peer: &PeerRecord, assertion: &str) -> O
     }
 }
 
-/// Peer grants introspected at once in one round.
+/// Grants of one peer introspected at once.
 const POLL_CONCURRENCY: usize = 16;
+/// Longest a round waits for one peer: a slow peer delays its own revocations, never
+/// another peer's; what it did not answer is asked again next round.
+const PEER_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// One round: every live peer grant is introspected at home (several at once); withdrawn
-/// ones revoke their local tokens. Returns how many tokens were revoked.
-pub(crate) async fn poll_once(state: &AppState) -> Result<u64, ApiError> {
+/// The grants of `peer` behind live tokens that it no longer honours, as far as it answers
+/// within [`PEER_BUDGET`].
+async fn withdrawn_at(
+    state: &AppState,
+    peer: &PeerRecord,
+    live: Vec<surety_store::FederatedTokenRecord>,
+) -> Vec<surety_store::FederatedTokenRecord> {
     use futures_util::StreamExt as _;
-    let now = state.clock.now();
-    let live = state.store.live_federated_assertions(now).await?;
-    let peers: std::collections::HashMap<String, PeerRecord> = state
-        .store
-        .list_peers()
-        .await?
-        .into_iter()
-        .map(|p| (p.issuer.clone(), p))
-        .collect();
-    let withdrawn: Vec<_> = futures_util::stream::iter(live)
-        .map(|t| {
-            let peer = peers.get(&t.peer);
-            async move {
-                let peer = peer?;
-                (still_active(state, peer, &t.assertion).await == Some(false)).then_some(t)
-            }
+    let deadline = tokio::time::Instant::now() + PEER_BUDGET;
+    let mut answers = futures_util::stream::iter(live)
+        .map(|t| async move {
+            (still_active(state, peer, &t.assertion).await == Some(false)).then_some(t)
         })
-        .buffer_unordered(POLL_CONCURRENCY)
-        .filter_map(|t| async move { t })
-        .collect()
-        .await;
+        .buffer_unordered(POLL_CONCURRENCY);
+    let mut withdrawn = Vec::new();
+    while let Ok(Some(answer)) = tokio::time::timeout_at(deadline, answers.next()).await {
+        withdrawn.extend(answer);
+    }
+    withdrawn
+}
+
+/// One round: every live peer grant is introspected at its home, peers side by side;
+/// withdrawn ones revoke their local tokens. Returns how many tokens were revoked.
+pub(crate) async fn poll_once(state: &AppState) -> Result<u64, ApiError> {
+    let now = state.clock.now();
+    let mut by_peer: std::collections::HashMap<String, Vec<_>> = std::collections::HashMap::new();
+    for t in state.store.live_federated_assertions(now).await? {
+        by_peer.entry(t.peer.clone()).or_default().push(t);
+    }
+    let peers = state.store.list_peers().await?;
+    let rounds = peers.iter().filter_map(|p| {
+        let live = by_peer.remove(&p.issuer)?;
+        Some(withdrawn_at(state, p, live))
+    });
+    let withdrawn: Vec<_> = futures_util::future::join_all(rounds)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     let mut revoked = 0;
     for t in withdrawn {
         let at = state.clock.now();
@@ -180,7 +199,7 @@ pub(crate) async fn poll_once(state: &AppState) -> Result<u64, ApiError> {
             }));
         let n = state
             .store
-            .revoke_federated_tokens(&t.assertion_jti, at, &[event])
+            .revoke_federated_tokens(&t.peer, &t.assertion_jti, at, &[event])
             .await?;
         metrics::counter!("surety_federation_revocations_total").increment(n);
         revoked += n;

@@ -406,6 +406,7 @@ async fn issue(
         authorization_details: Some(details.clone()),
         approval_id: Some(a.id.to_string()),
         resource: None,
+        constraints: None,
     };
     let token = super::sign_token(state, &claims, false).await?;
     let events = [

@@ -179,6 +179,7 @@ pub(super) async fn exchange(
         authorization_details: None,
         approval_id: None,
         resource: None,
+        constraints: None,
     };
     let access_token = super::sign_token(state, &claims, false).await?;
     let event = token_event(&client, &minted, &claims, now);

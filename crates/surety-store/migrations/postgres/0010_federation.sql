@@ -41,7 +41,7 @@ CREATE TABLE federated_tokens (
     assertion     TEXT NOT NULL,
     expires_at    TIMESTAMPTZ NOT NULL
 );
-CREATE INDEX federated_tokens_assertion_idx ON federated_tokens (assertion_jti);
+CREATE INDEX federated_tokens_assertion_idx ON federated_tokens (peer, assertion_jti);
 CREATE INDEX federated_tokens_expiry_idx ON federated_tokens (expires_at);
 
 -- Agents that publish a signed agent card.

@@ -337,7 +337,7 @@ impl FederationStore for Backend {
              FROM federated_tokens f \
              WHERE f.expires_at > $1 \
                AND NOT EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = f.jti) \
-             ORDER BY f.assertion_jti, f.expires_at DESC",
+             ORDER BY f.peer, f.assertion_jti, f.expires_at DESC",
         )
         .bind(DbTime::from(now))
         .fetch_all(self.reader())
@@ -345,7 +345,10 @@ impl FederationStore for Backend {
         let mut out: Vec<FederatedTokenRecord> = Vec::new();
         for row in rows {
             let record = FederatedTokenRecord::try_from(row)?;
-            if out.last().map(|r| &r.assertion_jti) != Some(&record.assertion_jti) {
+            let same = |r: &FederatedTokenRecord| {
+                r.peer == record.peer && r.assertion_jti == record.assertion_jti
+            };
+            if !out.last().is_some_and(same) {
                 out.push(record);
             }
         }
@@ -354,6 +357,7 @@ impl FederationStore for Backend {
 
     async fn revoke_federated_tokens(
         &self,
+        peer: &str,
         assertion_jti: &str,
         at: OffsetDateTime,
         events: &[NewEvent],
@@ -361,10 +365,12 @@ impl FederationStore for Backend {
         let mut tx = self.writer().begin().await?;
         let done = sqlx::query(
             "INSERT INTO revoked_tokens (jti, revoked_at, expires_at) \
-             SELECT jti, $1, expires_at FROM federated_tokens WHERE assertion_jti = $2 \
+             SELECT jti, $1, expires_at FROM federated_tokens \
+             WHERE peer = $2 AND assertion_jti = $3 \
              ON CONFLICT (jti) DO NOTHING",
         )
         .bind(DbTime::from(at))
+        .bind(peer)
         .bind(assertion_jti)
         .execute(&mut *tx)
         .await?;

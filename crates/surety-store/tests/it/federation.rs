@@ -177,9 +177,15 @@ async fn federated_tokens_are_followed_until_revoked(store: Arc<dyn Store>) {
         later.iter().map(|t| t.jti.as_str()).collect::<Vec<_>>(),
         ["t1"]
     );
+    // Another peer's grant of the same `jti` is not this one.
+    let other = store
+        .revoke_federated_tokens("https://c.example", "a1", t0(), &[])
+        .await
+        .unwrap();
+    assert_eq!(other, 0);
     let before = event_count(&store).await;
     let n = store
-        .revoke_federated_tokens("a1", t0(), &[event(EventKind::TokenRevoked, "a1")])
+        .revoke_federated_tokens(PEER, "a1", t0(), &[event(EventKind::TokenRevoked, "a1")])
         .await
         .unwrap();
     assert_eq!(n, 2);
@@ -190,7 +196,7 @@ async fn federated_tokens_are_followed_until_revoked(store: Arc<dyn Store>) {
     // Again: nothing more to revoke, no second event.
     assert_eq!(
         store
-            .revoke_federated_tokens("a1", t0(), &[event(EventKind::TokenRevoked, "a1")])
+            .revoke_federated_tokens(PEER, "a1", t0(), &[event(EventKind::TokenRevoked, "a1")])
             .await
             .unwrap(),
         0

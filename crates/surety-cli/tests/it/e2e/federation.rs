@@ -210,6 +210,7 @@ impl World {
             authorization_details: None,
             approval_id: None,
             resource: Some(B_CRM.into()),
+            constraints: None,
         };
         edit(&mut claims);
         let signer = self
@@ -461,6 +462,69 @@ async fn an_agent_of_one_organisation_acts_in_another_until_its_home_revokes_it(
     w.b.stop().await;
 }
 
+/// The home grant's limits travel with the agent: B applies the stricter of them and its own.
+#[tokio::test]
+async fn the_home_grants_limits_apply_at_the_peer() {
+    let w = world().await;
+    let limited =
+        w.a.admin_client()
+            .create_grant(&surety_api::credentials::CreateGrant {
+                agent: w.agent,
+                principal: None,
+                scopes: vec![TRANSFER.into()],
+                resources: vec![B_CRM.into()],
+                constraints: Some(json!({"max_amount": 100, "currency": "EUR"})),
+                max_delegation_depth: None,
+                expires_at: None,
+                expires_in: Some(3600),
+            })
+            .await
+            .unwrap();
+    let token = w
+        .client()
+        .chained_token(limited.id, &w.b.base, &World::at_crm())
+        .await
+        .unwrap();
+    assert_eq!(
+        claims_of(&token.access_token)["constraints"],
+        json!({"max_amount": 100, "currency": "EUR"})
+    );
+    let small = w
+        .decide(
+            &token.access_token,
+            TRANSFER,
+            json!({"amount": 50, "currency": "EUR"}),
+            None,
+        )
+        .await;
+    assert_eq!(small.decision, "allow", "{small:?}");
+    // B alone would allow 500 EUR (its limit is 5000); A's human delegated 100.
+    let over = w
+        .decide(
+            &token.access_token,
+            TRANSFER,
+            json!({"amount": 500, "currency": "EUR"}),
+            None,
+        )
+        .await;
+    assert_eq!(over.decision, "deny", "{over:?}");
+    assert!(
+        over.policy_ids
+            .contains(&"forbid-over-max-amount".to_owned()),
+        "{over:?}"
+    );
+    // Policies see the peer's identities with their issuer, never as B's own.
+    let decisions = events(&w.b, "decision.made").await;
+    let request = &decisions[0].details["request"];
+    assert_eq!(
+        request["agent"],
+        format!("{}@{}", w.agent, w.a.base).as_str()
+    );
+    assert_eq!(request["peer"], w.a.base.as_str());
+    w.a.stop().await;
+    w.b.stop().await;
+}
+
 /// One refusal per check B makes on an arriving authorization grant.
 #[tokio::test]
 async fn every_check_on_an_arriving_grant_refuses() {
@@ -574,29 +638,33 @@ async fn every_check_on_an_arriving_grant_refuses() {
         "invalid_dpop_proof",
         "cnf.jkt",
     );
-    // Scope beyond the federation grant (A's grant has it; B never gave it).
+    // Scope beyond the federation grant (A's grant has it; B never gave it) — and the
+    // refusal does not use the grant up: asked again within bounds, it is honoured.
     let wide = agent
-        .authorization_grant(
-            w.grant,
-            &w.b.base,
-            Some(B_CRM),
-            Some("files.share_external"),
-        )
+        .authorization_grant(w.grant, &w.b.base, Some(B_CRM), None)
         .await
         .unwrap();
+    let ask = |scope: &str| TokenRequest {
+        scope: Some(scope.into()),
+        resource: Some(B_CRM.into()),
+    };
     refused(
         agent
-            .redeem_at_peer(
-                &w.b.base,
-                &wide.access_token,
-                &TokenRequest {
-                    scope: Some("files.share_external".into()),
-                    resource: Some(B_CRM.into()),
-                },
-            )
+            .redeem_at_peer(&w.b.base, &wide.access_token, &ask("files.share_external"))
             .await,
         "invalid_scope",
         "federation grant",
+    );
+    agent
+        .redeem_at_peer(&w.b.base, &wide.access_token, &ask(READ))
+        .await
+        .unwrap();
+    // A peer naming one of B's own humans as its principal.
+    let posing = w.forged_by_a(|c| c.sub = w.b.admin.id.to_string()).await;
+    refused(
+        redeem(posing).await,
+        "invalid_grant",
+        "of this organisation",
     );
     // Another agent of A, which no federation grant at B covers; then an expired one.
     let (other, other_key) = w.a.agent("other-bot").await;
