@@ -227,6 +227,12 @@ impl KeyRing {
         Ok(())
     }
 
+    /// Makes the next use re-read the keys from the database (another node rotated them, or
+    /// this node may have missed the news).
+    pub async fn invalidate(&self) {
+        self.state.write().await.loaded_at = OffsetDateTime::UNIX_EPOCH;
+    }
+
     /// The key to sign with now.
     pub async fn signer(
         &self,

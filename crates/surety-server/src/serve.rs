@@ -74,6 +74,7 @@ impl Server {
         let purger = tokio::spawn(purge_loop(self.state.clone()));
         let checkpointer = tokio::spawn(checkpoint_loop(self.state.clone()));
         let federation = crate::federation::revocation::spawn_poller(self.state.clone());
+        let changes = tokio::spawn(follow_changes(self.state.clone()));
         let app = router(self.state).merge(extra);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         use axum::serve::ListenerExt as _;
@@ -104,7 +105,40 @@ impl Server {
         purger.abort();
         checkpointer.abort();
         federation.abort();
+        changes.abort();
         result
+    }
+}
+
+/// Follows the changes other nodes announce through PostgreSQL (`LISTEN`/`NOTIFY`): a policy
+/// set applied or a signing key rotated anywhere is in force here at once, not after
+/// `key_refresh_interval` (which stays the safety net). When the feed loses its connection,
+/// everything cached is re-read before it is used again: notices sent meanwhile are lost.
+async fn follow_changes(state: AppState) {
+    let mut feed = loop {
+        match state.store.changes().await {
+            Ok(Some(feed)) => break feed,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot follow other nodes' changes yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    loop {
+        let change = feed.next().await;
+        metrics::counter!("surety_node_changes_total", "change" => change.as_str()).increment(1);
+        match change {
+            surety_store::Change::PolicySet => state.policies.invalidate(),
+            surety_store::Change::SigningKeys => state.keys.invalidate().await,
+            surety_store::Change::Missed => {
+                state.policies.invalidate();
+                state.keys.invalidate().await;
+                tracing::warn!("lost the change feed: cached policies and keys are read again");
+                // PostgreSQL may be down: do not spin while the feed reconnects.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
     }
 }
 

@@ -961,6 +961,49 @@ pub trait PasskeyStore {
     async fn end_ui_sessions_of(&self, human: HumanId) -> Result<()>;
 }
 
+/// The `LISTEN`/`NOTIFY` channel on which PostgreSQL nodes announce changes others cache.
+pub const CHANGES_CHANNEL: &str = "surety_changes";
+
+/// A change that nodes keep a cache of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A policy set was applied.
+    PolicySet,
+    /// The organisation's signing keys changed.
+    SigningKeys,
+    /// The feed lost its connection: anything may have changed meanwhile.
+    Missed,
+}
+
+impl Change {
+    /// The `NOTIFY` payload.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PolicySet => "policy_set",
+            Self::SigningKeys => "signing_keys",
+            Self::Missed => "missed",
+        }
+    }
+
+    /// A payload read back.
+    #[must_use]
+    pub fn parse(payload: &str) -> Option<Self> {
+        match payload {
+            "policy_set" => Some(Self::PolicySet),
+            "signing_keys" => Some(Self::SigningKeys),
+            _ => None,
+        }
+    }
+}
+
+/// Changes announced by any node, as they commit.
+#[async_trait]
+pub trait ChangeFeed: Send {
+    /// The next change (waits for it).
+    async fn next(&mut self) -> Change;
+}
+
 #[async_trait]
 pub trait Store:
     OrgStore
@@ -991,6 +1034,9 @@ pub trait Store:
     async fn ping(&self) -> Result<()>;
     /// Closes every connection.
     async fn close(&self);
+    /// The changes other nodes announce, for a backend shared by several nodes (PostgreSQL);
+    /// `None` when this node is the only one (SQLite).
+    async fn changes(&self) -> Result<Option<Box<dyn ChangeFeed>>>;
 }
 
 /// What the inventory reads.

@@ -77,6 +77,44 @@ async fn serialize(tx: &mut sqlx::Transaction<'static, Db>, rule: Serial) -> Res
     Ok(())
 }
 
+/// Tells every node listening on [`crate::CHANGES_CHANNEL`] of `change` when (and only if)
+/// this transaction commits (PostgreSQL delivers `NOTIFY` at commit).
+async fn announce(tx: &mut sqlx::Transaction<'static, Db>, change: crate::Change) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(crate::CHANGES_CHANNEL)
+        .bind(change.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Follows [`crate::CHANGES_CHANNEL`] on a connection of its own.
+struct PgChangeFeed {
+    listener: sqlx::postgres::PgListener,
+}
+
+#[async_trait]
+impl crate::ChangeFeed for PgChangeFeed {
+    async fn next(&mut self) -> crate::Change {
+        loop {
+            match self.listener.try_recv().await {
+                Ok(Some(n)) => {
+                    if let Some(change) = crate::Change::parse(n.payload()) {
+                        return change;
+                    }
+                }
+                // The connection was lost (the next call reconnects and listens again):
+                // whatever was announced meanwhile is unknown.
+                Ok(None) => return crate::Change::Missed,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the change feed cannot reach PostgreSQL");
+                    return crate::Change::Missed;
+                }
+            }
+        }
+    }
+}
+
 /// A human's status, with the row held in share mode until this transaction ends: a
 /// concurrent status change waits for it, while other share holders do not.
 async fn human_status_shared(
@@ -133,5 +171,11 @@ impl Store for PgStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    async fn changes(&self) -> Result<Option<Box<dyn crate::ChangeFeed>>> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(crate::CHANGES_CHANNEL).await?;
+        Ok(Some(Box::new(PgChangeFeed { listener })))
     }
 }

@@ -65,6 +65,11 @@ async fn serialize(_tx: &mut sqlx::Transaction<'static, Db>, _rule: Serial) -> R
     Ok(())
 }
 
+/// One SQLite database serves one node: there is no other node to tell of a change.
+async fn announce(_tx: &mut sqlx::Transaction<'static, Db>, _change: crate::Change) -> Result<()> {
+    Ok(())
+}
+
 /// A human's status. The single writer connection already keeps it from changing until this
 /// transaction ends.
 async fn human_status_shared(
@@ -122,5 +127,9 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+    }
+
+    async fn changes(&self) -> Result<Option<Box<dyn crate::ChangeFeed>>> {
+        Ok(None)
     }
 }

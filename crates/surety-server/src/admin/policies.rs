@@ -82,6 +82,16 @@ impl Policies {
         Ok(self.current())
     }
 
+    /// Makes the next [`Policies::fresh`] read the newest set from the database, whenever
+    /// it last did (another node applied one, or this node may have missed the news).
+    pub fn invalidate(&self) {
+        let mut checked = match self.checked_at.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *checked = None;
+    }
+
     /// The engine in force.
     pub fn current(&self) -> Arc<Engine> {
         match self.engine.read() {

@@ -86,6 +86,7 @@ impl SigningKeyStore for Backend {
         }
         insert_signing_key(&mut tx, key).await?;
         insert_events(&mut tx, events).await?;
+        super::announce(&mut tx, crate::Change::SigningKeys).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -108,6 +109,7 @@ impl SigningKeyStore for Backend {
         .await?;
         insert_signing_key(&mut tx, key).await?;
         insert_events(&mut tx, events).await?;
+        super::announce(&mut tx, crate::Change::SigningKeys).await?;
         tx.commit().await?;
         let mut kids: Vec<String> = retired.into_iter().map(|(k,)| k).collect();
         kids.sort();

@@ -111,6 +111,7 @@ impl PolicyStore for Backend {
         .await?;
         let version = u64::try_from(version).map_err(StoreError::corrupt)?;
         insert_events(&mut tx, &events(version)).await?;
+        super::announce(&mut tx, crate::Change::PolicySet).await?;
         tx.commit().await?;
         Ok(version)
     }

@@ -216,7 +216,7 @@ async fn rfc8693_e2e_oauth4webapi_token_exchange_dpop_introspection_revocation()
 }
 
 /// Writes a CLI profile for the server's first admin (device key file mode 0600).
-pub(super) fn admin_profile(server: &TestServer, dir: &Path) -> PathBuf {
+pub(crate) fn admin_profile(server: &TestServer, dir: &Path) -> PathBuf {
     let key_file = write_key(dir, "admin.jwk.json", &server.admin_key());
     let profile = dir.join("admin.toml");
     surety_sdk::profile::Profile {
@@ -230,7 +230,7 @@ pub(super) fn admin_profile(server: &TestServer, dir: &Path) -> PathBuf {
 }
 
 /// Runs the `surety` binary with `profile`.
-pub(super) async fn surety_cli(profile: &Path, args: &[&str]) -> Output {
+pub(crate) async fn surety_cli(profile: &Path, args: &[&str]) -> Output {
     let profile = profile.to_owned();
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
