@@ -11,5 +11,6 @@ pub mod federation;
 pub mod inventory;
 pub mod oauth;
 mod schema;
+pub mod signals;
 
 pub use error::ErrorBody;

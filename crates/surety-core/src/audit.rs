@@ -108,6 +108,10 @@ named_enum! {
         AgentCardPublished = "agent.card_published",
         /// An agent card was withdrawn.
         AgentCardWithdrawn = "agent.card_withdrawn",
+        /// A receiver created a security event stream.
+        SignalStreamCreated = "signals.stream_created",
+        /// A receiver deleted a security event stream.
+        SignalStreamDeleted = "signals.stream_deleted",
     }
 }
 

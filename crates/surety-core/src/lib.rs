@@ -19,6 +19,7 @@ pub mod merkle;
 mod names;
 pub mod page;
 pub mod scope;
+pub mod signals;
 pub mod validate;
 
 pub use error::{FieldError, RuleError, TransitionError};

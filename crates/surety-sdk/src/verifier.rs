@@ -6,7 +6,9 @@
 //! 3. the DPoP proof passes every check of RFC 9449 §4.3, including `ath` and a key whose
 //!    thumbprint is the token's `cnf.jkt`, and its `jti` was not seen before;
 //! 4. revocation: the token is still active according to introspection (RFC 7662), asked
-//!    with this resource server's own `private_key_jwt`.
+//!    with this resource server's own `private_key_jwt` — or, for a verifier that follows
+//!    Surety's security events ([`ResourceVerifier::follow_signals`]), withdrawn by none of
+//!    them: checked locally, with no call per request.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -50,6 +52,35 @@ impl VerifyError {
     }
 }
 
+/// What the security events received so far withdrew: tokens by `jti`, grants, agents,
+/// keys (by thumbprint) and humans.
+#[derive(Debug, Default)]
+struct Withdrawn {
+    ids: std::collections::HashSet<String>,
+}
+
+impl Withdrawn {
+    /// Why `claims` are withdrawn, if they are.
+    fn check(&self, claims: &AccessTokenClaims) -> Option<&'static str> {
+        if self.ids.contains(&claims.jti) {
+            return Some("the token was revoked");
+        }
+        if self.ids.contains(&claims.grant_id) {
+            return Some("its grant was revoked");
+        }
+        if self.ids.contains(&claims.cnf.jkt) {
+            return Some("its key was revoked");
+        }
+        if self.ids.contains(&claims.sub) {
+            return Some("its principal was deactivated");
+        }
+        if claims.act.chain().iter().any(|a| self.ids.contains(*a)) {
+            return Some("an agent of its chain was suspended or revoked");
+        }
+        None
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     /// The `decisions` token (client credentials) and when to renew it.
@@ -71,6 +102,7 @@ pub struct ResourceVerifier {
     key: PrivateJwk,
     introspect: bool,
     state: Mutex<State>,
+    withdrawn: std::sync::Arc<std::sync::RwLock<Withdrawn>>,
 }
 
 impl ResourceVerifier {
@@ -89,6 +121,7 @@ impl ResourceVerifier {
             key,
             introspect: true,
             state: Mutex::new(State::default()),
+            withdrawn: std::sync::Arc::default(),
         })
     }
 
@@ -206,6 +239,15 @@ impl ResourceVerifier {
             }
         }
         // 4.
+        let withdrawn = match self.withdrawn.read() {
+            Ok(w) => w.check(&claims),
+            Err(poisoned) => poisoned.into_inner().check(&claims),
+        };
+        if let Some(why) = withdrawn {
+            return Err(VerifyError::InvalidToken(format!(
+                "the token is no longer active: {why}"
+            )));
+        }
         if self.introspect && !self.is_active(token, &claims.jti).await? {
             return Err(VerifyError::InvalidToken(
                 "the token is no longer active".into(),
@@ -232,6 +274,114 @@ impl ResourceVerifier {
 }
 
 impl ResourceVerifier {
+    /// Follows Surety's security events (OpenID SSF, poll delivery): opens a stream for this
+    /// resource server and polls it every `every`, acknowledging what it received; tokens
+    /// the events withdraw (revoked tokens and grants, revoked keys, suspended or revoked
+    /// agents, deactivated humans) are refused by [`ResourceVerifier::verify`] from then on,
+    /// without asking Surety. Combine with [`ResourceVerifier::without_introspection`] for
+    /// verification without a call per request. Returns the polling task.
+    pub async fn follow_signals(
+        self: &std::sync::Arc<Self>,
+        every: Duration,
+    ) -> Result<tokio::task::JoinHandle<()>, ClientError> {
+        let created: serde_json::Value = crate::client::decode(
+            self.signed_request(
+                "POST",
+                "/ssf/streams",
+                Some(serde_json::json!({
+                    "delivery": {"method": "urn:ietf:rfc:8936"},
+                    "description": "surety-sdk resource verifier",
+                })),
+            )
+            .await?,
+        )
+        .await?;
+        let stream = created["stream_id"]
+            .as_str()
+            .ok_or_else(|| ClientError::Other("the stream has no `stream_id`".into()))?
+            .to_owned();
+        let me = self.clone();
+        Ok(tokio::spawn(async move {
+            let mut ack: Vec<String> = Vec::new();
+            loop {
+                // A failed poll keeps what is still to acknowledge, and is retried next time.
+                if let Ok(received) = me.poll_signals(&stream, &ack).await {
+                    ack = received;
+                }
+                tokio::time::sleep(every).await;
+            }
+        }))
+    }
+
+    /// One poll: acknowledges `ack`, records what the received SETs withdraw (each verified
+    /// with the issuer's keys), and returns their `jti`s to acknowledge next time.
+    async fn poll_signals(&self, stream: &str, ack: &[String]) -> Result<Vec<String>, ClientError> {
+        let path = format!("/ssf/poll/{stream}");
+        let body = serde_json::json!({"ack": ack, "returnImmediately": true});
+        let answer: serde_json::Value =
+            crate::client::decode(self.signed_request("POST", &path, Some(body)).await?).await?;
+        let mut received = Vec::new();
+        for (jti, set) in answer["sets"].as_object().into_iter().flatten() {
+            // Every SET received is acknowledged; only those that verify count.
+            received.push(jti.clone());
+            let Some(set) = set.as_str() else { continue };
+            let jws = surety_jose::jws::decode(set, 64 * 1024)?;
+            if jws.header.typ.as_deref() != Some("secevent+jwt") {
+                continue;
+            }
+            let Some(key) = self
+                .signing_key(jws.header.kid.as_deref().unwrap_or_default())
+                .await?
+            else {
+                continue;
+            };
+            jws.verify(&key)?;
+            let claims: serde_json::Value = jws.claims()?;
+            if claims["iss"] != self.issuer.as_str() || claims["aud"] != self.audience.as_str() {
+                continue;
+            }
+            if let Some(id) = claims["sub_id"]["id"].as_str() {
+                let mut w = match self.withdrawn.write() {
+                    Ok(w) => w,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                w.ids.insert(id.to_owned());
+            }
+        }
+        Ok(received)
+    }
+
+    /// A request to Surety as this resource server: its `decisions` token and a DPoP proof.
+    async fn signed_request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let token = self.decisions_token().await?;
+        let url = format!("{}{path}", self.issuer);
+        let proof = rfc9449::create(
+            &self.key,
+            method,
+            &url,
+            Some(&token),
+            None,
+            OffsetDateTime::now_utc(),
+        )?;
+        let method: reqwest::Method = method
+            .parse()
+            .map_err(|_| ClientError::Other("bad method".into()))?;
+        let mut request = self
+            .http
+            .request(method, &url)
+            .header("Authorization", format!("DPoP {token}"))
+            .header("DPoP", proof);
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        Ok(request.send().await?)
+    }
+
     /// A `decisions` token for this resource server (RFC 6749 §4.4 client credentials with
     /// `private_key_jwt` and DPoP), kept until 30 s before it expires.
     pub async fn decisions_token(&self) -> Result<String, ClientError> {

@@ -33,7 +33,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::keyring::{KeyRing, KeyRingError};
 use crate::nonce::NonceIssuer;
-use crate::{decisions, federation, oauth, ops, telemetry};
+use crate::{decisions, federation, oauth, ops, signals, telemetry};
 use surety_jose::KeyAlg;
 
 /// Path of the token endpoint.
@@ -216,6 +216,7 @@ impl AppState {
         (name = "audit", description = "The audit log"),
         (name = "inventory", description = "Every agent, who owns it, what it may do and what it never uses; the report of what needs attention"),
         (name = "federation", description = "Trusted peer organisations and what their agents may do here (identity chaining across domains)"),
+        (name = "signals", description = "Security events for receivers: an OpenID Shared Signals Framework 1.0 transmitter (RFC 8417 SETs, push RFC 8935 and poll RFC 8936)"),
         (name = "approvals", description = "Step-up approvals: the approver's inbox and signed answers (OpenID CIBA on the agent's side)"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
@@ -313,6 +314,14 @@ fn api() -> OpenApiRouter<AppState> {
             federation::card::withdraw
         ))
         .routes(routes!(federation::card::serve))
+        .routes(routes!(signals::configuration))
+        .routes(routes!(
+            signals::create_stream,
+            signals::read_stream,
+            signals::delete_stream
+        ))
+        .routes(routes!(signals::read_status, signals::update_status))
+        .routes(routes!(signals::poll))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

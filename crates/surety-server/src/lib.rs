@@ -22,6 +22,7 @@ mod nonce;
 mod oauth;
 mod ops;
 pub mod serve;
+mod signals;
 pub mod telemetry;
 mod ui;
 

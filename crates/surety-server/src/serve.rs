@@ -75,6 +75,7 @@ impl Server {
         let checkpointer = tokio::spawn(checkpoint_loop(self.state.clone()));
         let federation = crate::federation::revocation::spawn_poller(self.state.clone());
         let changes = tokio::spawn(follow_changes(self.state.clone()));
+        let pusher = crate::signals::spawn_pusher(self.state.clone());
         let app = router(self.state).merge(extra);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         use axum::serve::ListenerExt as _;
@@ -106,6 +107,7 @@ impl Server {
         checkpointer.abort();
         federation.abort();
         changes.abort();
+        pusher.abort();
         result
     }
 }

@@ -107,6 +107,8 @@ mod org;
 mod policies;
 #[path = "shared/sessions.rs"]
 mod sessions;
+#[path = "shared/streams.rs"]
+mod streams;
 #[path = "shared/tree.rs"]
 mod tree;
 #[path = "shared/tx.rs"]

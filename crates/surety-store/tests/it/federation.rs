@@ -229,3 +229,68 @@ async fn agent_cards_are_published_replaced_and_withdrawn(store: Arc<dyn Store>)
     assert!(!store.delete_agent_card(agent.id, &[]).await.unwrap());
     assert_eq!(store.agent_card(agent.id).await.unwrap(), None);
 }
+
+mod streams {
+    use std::sync::Arc;
+
+    use surety_core::human::Role;
+    use surety_store::{ResourceServer, Store, StreamRecord};
+
+    use crate::fixtures::*;
+
+    crate::storage_tests!(streams_are_kept_per_receiver_and_their_cursor_moves_only_forward_once);
+
+    async fn streams_are_kept_per_receiver_and_their_cursor_moves_only_forward_once(
+        store: Arc<dyn Store>,
+    ) {
+        let admin = add_human(&store, "admin@example.com", Role::Admin).await;
+        let key = key(surety_core::id::PrincipalId::Human(admin.id));
+        let rs = ResourceServer {
+            id: surety_core::id::ResourceServerId::new(t0()),
+            audience: "https://crm.example".into(),
+            name: "crm".into(),
+            kid: key.kid.clone(),
+            jwk: key.jwk.clone(),
+            status: "active".into(),
+            created_by: admin.id,
+            created_at: t0(),
+        };
+        store.create_resource_server(&rs, &[]).await.unwrap();
+        let stream = StreamRecord {
+            id: "s1".into(),
+            receiver: rs.id,
+            audience: rs.audience.clone(),
+            method: "poll".into(),
+            endpoint_url: None,
+            events: vec!["urn:x".into()],
+            description: Some("test".into()),
+            status: "enabled".into(),
+            reason: None,
+            cursor: 7,
+            created_at: t0(),
+            updated_at: t0(),
+        };
+        store.create_stream(&stream, &[]).await.unwrap();
+        assert_eq!(store.get_stream("s1").await.unwrap(), Some(stream.clone()));
+        assert_eq!(store.list_streams(Some(rs.id)).await.unwrap().len(), 1);
+        let other = surety_core::id::ResourceServerId::new(t0());
+        assert!(store.list_streams(Some(other)).await.unwrap().is_empty());
+        // The cursor moves from where it is, once: a second node racing loses.
+        assert!(store.advance_stream("s1", 7, 9, t0()).await.unwrap());
+        assert!(!store.advance_stream("s1", 7, 12, t0()).await.unwrap());
+        assert_eq!(store.get_stream("s1").await.unwrap().unwrap().cursor, 9);
+        assert!(
+            store
+                .set_stream_status("s1", "paused", Some("maintenance"), t0())
+                .await
+                .unwrap()
+        );
+        let paused = store.get_stream("s1").await.unwrap().unwrap();
+        assert_eq!(
+            (paused.status.as_str(), paused.reason.as_deref()),
+            ("paused", Some("maintenance"))
+        );
+        assert!(store.delete_stream("s1", &[]).await.unwrap());
+        assert!(!store.delete_stream("s1", &[]).await.unwrap());
+    }
+}

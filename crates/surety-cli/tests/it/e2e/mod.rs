@@ -5,6 +5,7 @@
 mod federation;
 pub(crate) mod gateway;
 mod inventory;
+mod signals;
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
