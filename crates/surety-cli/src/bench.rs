@@ -47,6 +47,9 @@ pub enum BenchCommand {
     /// Identity chaining between two running organisations: chained token latency and how
     /// soon a revocation at home is refused at the peer.
     Federation(crate::bench_federation::FederationLoad),
+    /// How soon a revoked token is refused: by introspection at another node, and by a
+    /// verifier that follows the security event stream.
+    Revocation(crate::bench_revocation::RevocationLoad),
     /// Ed25519 and ES256 signatures and verifications per second on this machine.
     Crypto {
         /// How long to measure each operation.
@@ -399,6 +402,7 @@ pub async fn run(g: &Globals, cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Approvals(args) => crate::bench_approvals::run(g, args).await,
         BenchCommand::Federation(args) => crate::bench_federation::run(g, args).await,
+        BenchCommand::Revocation(args) => crate::bench_revocation::run(g, args).await,
         BenchCommand::AuditProofs(args) => crate::bench_audit::run(g, args).await,
         BenchCommand::Gateway(args) => crate::bench_gateway::run(g, args).await,
         BenchCommand::AuditVerify { events } => {

@@ -10,6 +10,7 @@ mod bench_approvals;
 mod bench_audit;
 mod bench_federation;
 mod bench_gateway;
+mod bench_revocation;
 mod credentials;
 mod federation;
 mod gateway;

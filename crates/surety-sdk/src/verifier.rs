@@ -258,7 +258,17 @@ impl ResourceVerifier {
 
     /// Introspects `token` (RFC 7662): `{"active": false}`, or its claims.
     pub async fn introspect(&self, token: &str) -> Result<serde_json::Value, ClientError> {
-        let url = format!("{}/oauth2/introspect", self.issuer);
+        self.introspect_at(&self.issuer, token).await
+    }
+
+    /// Introspects `token` at one node of the deployment, `node` (its own base URL, behind
+    /// the issuer's load balancer): what that node knows, now.
+    pub async fn introspect_at(
+        &self,
+        node: &str,
+        token: &str,
+    ) -> Result<serde_json::Value, ClientError> {
+        let url = format!("{}/oauth2/introspect", node.trim_end_matches('/'));
         let id = self.id.to_string();
         let response =
             crate::client::post_token(&self.http, &url, token, &id, &self.key, &self.issuer)

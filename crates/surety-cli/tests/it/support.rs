@@ -2,7 +2,7 @@
 
 use reqwest::Response;
 use serde_json::Value;
-use surety_api::oauth::GRANT_TYPE_JWT_BEARER;
+use surety_api::oauth::{CLIENT_ASSERTION_TYPE_JWT_BEARER, GRANT_TYPE_JWT_BEARER};
 use surety_jose::PrivateJwk;
 use surety_testkit::{TestServer, http};
 
@@ -292,4 +292,25 @@ pub fn crm_read_for(
         expires_at: None,
         expires_in: Some(600),
     }
+}
+
+/// The agent revokes its own token (RFC 7009).
+pub async fn revoke(server: &TestServer, d: &Delegation, token: &str) {
+    let r = http()
+        .post(server.url("/oauth2/revoke"))
+        .form(&[
+            ("token", token.to_owned()),
+            (
+                "client_assertion_type",
+                CLIENT_ASSERTION_TYPE_JWT_BEARER.into(),
+            ),
+            (
+                "client_assertion",
+                server.client_assertion(&d.key, &d.agent.id.to_string()),
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }

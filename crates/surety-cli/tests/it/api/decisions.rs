@@ -9,7 +9,7 @@ use surety_jose::PrivateJwk;
 use surety_testkit::{Options, TestServer, http};
 use time::Duration;
 
-use crate::support::{CRM, Delegation, TokenRequest, expect_error, ok_token};
+use crate::support::{CRM, Delegation, TokenRequest, expect_error, ok_token, revoke};
 
 /// An agent with a grant for three catalog actions on CRM (transfers up to 5000 EUR), and
 /// CRM registered as a resource server.
@@ -368,27 +368,6 @@ async fn tokens_that_are_not_active_or_not_for_this_server_are_denied() {
     let body = json!({"token": fresh, "action": "crm.read_customer", "resource": {"type": "Resource", "id": "a"}});
     let r = ask(&server, &d, &rs, "/v1/decisions", body).await;
     expect_error(r, 401, "invalid_token").await;
-}
-
-/// The agent revokes its own token (RFC 7009).
-async fn revoke(server: &TestServer, d: &Delegation, token: &str) {
-    let r = http()
-        .post(server.url("/oauth2/revoke"))
-        .form(&[
-            ("token", token.to_owned()),
-            (
-                "client_assertion_type",
-                CLIENT_ASSERTION_TYPE_JWT_BEARER.into(),
-            ),
-            (
-                "client_assertion",
-                server.client_assertion(&d.key, &d.agent.id.to_string()),
-            ),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
 }
 
 fn setup_clone(d: &Delegation) -> Delegation {

@@ -8,14 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use surety_api::oauth::CLIENT_ASSERTION_TYPE_JWT_BEARER;
 use surety_jose::{PrivateJwk, PublicJwk};
 use surety_sdk::ResourceVerifier;
 use surety_testkit::{Options, TestServer, http};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Mutex;
 
-use crate::support::{CRM, Delegation, PAY, delegation, mint};
+use crate::support::{CRM, PAY, delegation, mint, revoke};
 
 const SESSION_REVOKED: &str = "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
 const AGENT_SUSPENDED: &str = "urn:surety:secevent:agent-suspended";
@@ -115,27 +114,6 @@ async fn open_set(server: &TestServer, set: &str, audience: &str) -> Value {
         "{claims}"
     );
     claims
-}
-
-/// Revokes `token` as its agent (RFC 7009).
-async fn revoke(server: &TestServer, d: &Delegation, token: &str) {
-    let r = http()
-        .post(server.url("/oauth2/revoke"))
-        .form(&[
-            ("token", token.to_owned()),
-            (
-                "client_assertion_type",
-                CLIENT_ASSERTION_TYPE_JWT_BEARER.into(),
-            ),
-            (
-                "client_assertion",
-                server.client_assertion(&d.key, &d.agent.id.to_string()),
-            ),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
 }
 
 #[tokio::test]
