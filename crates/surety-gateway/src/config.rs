@@ -71,6 +71,8 @@ struct Raw {
     max_body_bytes: usize,
     #[serde(default = "default_true")]
     introspect: bool,
+    #[serde(default)]
+    follow_signals: Option<String>,
     #[serde(default, rename = "upstream")]
     upstreams: Vec<RawUpstream>,
 }
@@ -132,6 +134,9 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// Ask Surety whether each token is still active (introspection) before serving it.
     pub introspect: bool,
+    /// Follow Surety's security event stream, polling this often: tokens it withdraws are
+    /// refused locally (with `introspect = false`, no call to Surety per request).
+    pub follow_signals: Option<Duration>,
     /// The upstreams, by prefix.
     pub upstreams: Vec<Upstream>,
 }
@@ -244,6 +249,11 @@ impl GatewayConfig {
             upstream_timeout: duration("upstream_timeout", &raw.upstream_timeout)?,
             max_body_bytes: raw.max_body_bytes,
             introspect: raw.introspect,
+            follow_signals: raw
+                .follow_signals
+                .as_deref()
+                .map(|d| duration("follow_signals", d))
+                .transpose()?,
             upstreams,
         })
     }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -38,7 +38,7 @@ const TO_CLIENT: [&str; 4] = [
 #[derive(Debug)]
 pub struct Route {
     pub(crate) upstream: Upstream,
-    pub(crate) verifier: ResourceVerifier,
+    pub(crate) verifier: Arc<ResourceVerifier>,
     /// Who answers decisions and introspection: Surety over HTTP, or in-process.
     pub(crate) decider: Arc<dyn crate::decider::Decider>,
     /// `x-authzen-mapping` per tool, as the upstream declared it in `tools/list`.
@@ -78,9 +78,14 @@ impl Route {
             .map_err(|e| format!("`client_id` `{}`: {e}", upstream.client_id))?;
         // Revocation is checked per message instead (see `still_active`): a decision already
         // checks the token's standing, so a decided message needs no introspection too.
-        let verifier = ResourceVerifier::new(&config.issuer, &upstream.resource, id, key)
-            .map_err(|e| e.to_string())?
-            .without_introspection();
+        let verifier = Arc::new(
+            ResourceVerifier::new(&config.issuer, &upstream.resource, id, key)
+                .map_err(|e| e.to_string())?
+                .without_introspection(),
+        );
+        if let Some(every) = config.follow_signals {
+            follow(verifier.clone(), every);
+        }
         let decider = match decider {
             Some(d) => d,
             None => Arc::new(
@@ -115,6 +120,29 @@ impl Route {
     }
 }
 
+/// Has `verifier` follow Surety's security event stream, opening its stream as soon as Surety
+/// answers (retrying every second until then).
+fn follow(verifier: Arc<ResourceVerifier>, every: Duration) {
+    // Outside a runtime (a configuration check) there is nothing to follow.
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        loop {
+            match verifier.follow_signals(every).await {
+                Ok(polling) => {
+                    let _ = polling.await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open a security event stream at Surety yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+}
+
 /// Applies a changed configuration to a running gateway: each upstream's declared mappings.
 /// What else changed (listen address, upstreams, keys, step-up…) needs a restart, and is
 /// named in the answer.
@@ -138,6 +166,7 @@ impl Reloader {
                 c.upstream_timeout,
                 c.max_body_bytes,
                 c.introspect,
+                c.follow_signals,
             )
         };
         if fixed(new) != fixed(&self.running) {

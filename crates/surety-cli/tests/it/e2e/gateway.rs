@@ -200,6 +200,11 @@ async fn agent_with_scopes(
 }
 
 async fn setup(step_up: &str) -> Setup {
+    setup_with(step_up, "").await
+}
+
+/// [`setup`], with `extra` lines in the gateway's configuration.
+async fn setup_with(step_up: &str, extra: &str) -> Setup {
     let py = tokio::task::spawn_blocking(python).await.unwrap();
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -218,7 +223,7 @@ async fn setup(step_up: &str) -> Setup {
     .await
     .unwrap();
     let toml = format!(
-        "public_url = \"{public}\"\nissuer = \"{}\"\nstep_up = \"{step_up}\"\nupstream_timeout = \"5s\"\nmax_body_bytes = 65536\n\
+        "public_url = \"{public}\"\nissuer = \"{}\"\nstep_up = \"{step_up}\"\nupstream_timeout = \"5s\"\nmax_body_bytes = 65536\n{extra}\
          [[upstream]]\nprefix = \"/crm\"\nurl = \"http://127.0.0.1:{port}/mcp\"\nclient_id = \"{}\"\nkey_file = \"{}\"\n",
         server.base,
         rs.id,
@@ -749,6 +754,76 @@ async fn the_gateway_refuses_what_it_must() {
         !s.dir.path().join("calls.jsonl").exists()
             || lines(&s.dir.path().join("calls.jsonl")).is_empty(),
         "no tool reached the upstream"
+    );
+    s.stop().await;
+}
+
+/// How many introspections the server answered (its metric).
+async fn introspections(server: &TestServer) -> u64 {
+    let text = http()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("surety_introspections_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// A gateway that follows Surety's security event stream refuses a revoked token on its own:
+/// no introspection.
+#[tokio::test]
+async fn a_gateway_following_events_refuses_a_revoked_token_without_introspection() {
+    let s = setup_with("error", "introspect = false\nfollow_signals = \"20ms\"\n").await;
+    let url = s.gateway_url.clone();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
+    .to_string();
+    assert_eq!(
+        s.post(&url, init.clone()).send().await.unwrap().status(),
+        200
+    );
+    let before = introspections(&s.server).await;
+    let admin = s.server.admin_client();
+    let grants = admin
+        .list_grants(&surety_api::credentials::GrantQuery::default())
+        .await
+        .unwrap();
+    admin
+        .grant_action(grants.items[0].id, "revoke", Some("test".into()))
+        .await
+        .unwrap();
+    let revoked = std::time::Instant::now();
+    loop {
+        let r = s.post(&url, init.clone()).send().await.unwrap();
+        if r.status() == 401 {
+            assert!(
+                r.headers()["www-authenticate"]
+                    .to_str()
+                    .unwrap()
+                    .contains("invalid_token")
+            );
+            break;
+        }
+        assert_eq!(r.status(), 200);
+        assert!(
+            revoked.elapsed() < std::time::Duration::from_secs(5),
+            "the gateway never learnt of the revocation"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "the gateway refused the revoked token {:?} after the revocation",
+        revoked.elapsed()
+    );
+    assert_eq!(
+        introspections(&s.server).await,
+        before,
+        "the gateway introspected"
     );
     s.stop().await;
 }
