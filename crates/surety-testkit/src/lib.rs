@@ -217,6 +217,19 @@ impl TestServer {
         }
     }
 
+    /// What a second node needs to join this deployment on `database_url` (a PostgreSQL
+    /// the test runs itself).
+    #[must_use]
+    pub fn node_on(&self, database_url: &str) -> Node {
+        Node {
+            issuer: self.base.clone(),
+            database_url: database_url.to_owned(),
+            kek_file: self.state.config.kek_path(),
+            admin: self.admin.clone(),
+            admin_key: self.admin_key.clone(),
+        }
+    }
+
     /// The store behind the server.
     #[must_use]
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -341,3 +341,250 @@ async fn three_nodes_behave_as_one() {
     two.stop().await;
     one.stop().await;
 }
+
+/// A node whose every database connection is cut (as by a PostgreSQL restart) reconnects:
+/// it is ready again, decides, and follows other nodes' changes again.
+#[tokio::test]
+async fn a_node_recovers_when_its_database_connections_are_cut() {
+    if !postgres_configured() {
+        eprintln!("PostgreSQL not configured: SURETY_TEST_DATABASE_URL is unset");
+        return;
+    }
+    let config = vec![("key_refresh_interval", "1h".to_owned())];
+    let one = TestServer::start_with(Options {
+        backend: Backend::Postgres,
+        config: config.clone(),
+        ..Options::default()
+    })
+    .await;
+    let name = format!("surety-two-{}", uuid::Uuid::new_v4().simple());
+    let mut two_config = config.clone();
+    two_config.push((
+        "database_url",
+        format!("{}&application_name={name}", one.node().database_url),
+    ));
+    let two = TestServer::start_with(Options {
+        join: Some(one.node()),
+        config: two_config,
+        ..Options::default()
+    })
+    .await;
+    let d = delegation(&one, 0).await;
+    let token = mint(&one, &d).await;
+    assert_eq!(decide_at(&one, &two, &d, &token).await["decision"], "allow");
+
+    let pg = sqlx::PgPool::connect(&one.node().database_url)
+        .await
+        .unwrap();
+    let cut: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(&name)
+    .fetch_one(&pg)
+    .await
+    .unwrap();
+    assert!(
+        cut >= 2,
+        "the node's pool and its change feed: {cut} connections cut"
+    );
+    pg.close().await;
+
+    eventually("the node is ready again", || async {
+        http()
+            .get(two.url("/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert_eq!(decide_at(&one, &two, &d, &token).await["decision"], "allow");
+    // Its change feed listens again: a policy set applied on one is in force on two.
+    let applied = one
+        .admin_client()
+        .apply_policies(&ApplyPolicySet {
+            policies: "@id(\"closed\") forbid (principal, action, resource);\n\
+                       @id(\"all\") permit (principal, action, resource);\n"
+                .into(),
+            catalog: None,
+            note: None,
+        })
+        .await
+        .unwrap();
+    eventually("the node follows changes again", || async {
+        decide_at(&one, &two, &d, &token).await["policy_version"] == applied.version
+    })
+    .await;
+    two.stop().await;
+    one.stop().await;
+}
+
+/// A PostgreSQL cluster of the test's own (initdb in a temporary directory, on a free port),
+/// stopped when dropped: one that can be restarted without disturbing the rest of the suite.
+struct OwnCluster {
+    bin: std::path::PathBuf,
+    data: std::path::PathBuf,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl OwnCluster {
+    fn pg_ctl(&self, args: &[&str]) {
+        let out = as_postgres(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL's server binaries (/usr/lib/postgresql/*/bin)")
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin"))
+            .find(|p| p.join("initdb").exists())
+            .expect("initdb");
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        if is_root() {
+            let out = std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+        }
+        let out = as_postgres(&bin.join("initdb"))
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "-D"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cluster = Self {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            bin,
+            data,
+            dir,
+        };
+        let options = format!(
+            "-p {port} -c listen_addresses=127.0.0.1 -k {}",
+            cluster.dir.path().display()
+        );
+        let log = cluster.dir.path().join("log");
+        cluster.pg_ctl(&["-o", &options, "-l", log.to_str().unwrap(), "-w", "start"]);
+        cluster
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        let _ = as_postgres(&self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// `program`, run as the `postgres` user when this process is root (PostgreSQL refuses to
+/// run as root).
+fn as_postgres(program: &std::path::Path) -> std::process::Command {
+    if is_root() {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        std::process::Command::new(program)
+    }
+}
+
+/// Two nodes on a PostgreSQL that restarts under them: both come back ready, decide, and
+/// follow each other's changes again.
+#[tokio::test]
+async fn nodes_recover_when_postgresql_restarts() {
+    if !postgres_configured() {
+        eprintln!("PostgreSQL not configured: SURETY_TEST_DATABASE_URL is unset");
+        return;
+    }
+    let cluster = tokio::task::spawn_blocking(OwnCluster::start)
+        .await
+        .unwrap();
+    let config = vec![
+        ("key_refresh_interval", "1h".to_owned()),
+        ("database_url", cluster.url.clone()),
+    ];
+    let one = TestServer::start_with(Options {
+        config: config.clone(),
+        ..Options::default()
+    })
+    .await;
+    let two = TestServer::start_with(Options {
+        join: Some(one.node_on(&cluster.url)),
+        config: vec![("key_refresh_interval", "1h".to_owned())],
+        ..Options::default()
+    })
+    .await;
+    let d = delegation(&one, 0).await;
+    let token = mint(&one, &d).await;
+    assert_eq!(decide_at(&one, &two, &d, &token).await["decision"], "allow");
+    let cluster = tokio::task::spawn_blocking(move || {
+        // With its log file named again: a server writing to pg_ctl's output would keep it
+        // open.
+        let log = cluster.dir.path().join("log");
+        cluster.pg_ctl(&["-m", "fast", "-l", log.to_str().unwrap(), "-w", "restart"]);
+        cluster
+    })
+    .await
+    .unwrap();
+
+    for n in [&one, &two] {
+        eventually("a node is ready again after the restart", || async {
+            http()
+                .get(n.url("/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+    }
+    assert_eq!(decide_at(&one, &two, &d, &token).await["decision"], "allow");
+    let applied = one
+        .admin_client()
+        .apply_policies(&ApplyPolicySet {
+            policies: "@id(\"closed\") forbid (principal, action, resource);\n\
+                       @id(\"all\") permit (principal, action, resource);\n"
+                .into(),
+            catalog: None,
+            note: None,
+        })
+        .await
+        .unwrap();
+    eventually("the nodes follow each other's changes again", || async {
+        decide_at(&one, &two, &d, &token).await["policy_version"] == applied.version
+    })
+    .await;
+    two.stop().await;
+    one.stop().await;
+    drop(cluster);
+}
