@@ -12,4 +12,5 @@ pub(crate) mod api;
 mod cli;
 mod compliance;
 pub(crate) mod e2e;
+mod examples;
 mod support;
