@@ -52,33 +52,57 @@ impl VerifyError {
     }
 }
 
-/// What the security events received so far withdrew: tokens by `jti`, grants, agents,
-/// keys (by thumbprint) and humans.
+/// What the security events received so far withdrew — tokens by `jti`, grants, agents,
+/// keys (by thumbprint) and humans — each with when it happened: a token issued later (an
+/// agent reinstated, a human reactivated) is not withdrawn by it.
 #[derive(Debug, Default)]
 struct Withdrawn {
-    ids: std::collections::HashSet<String>,
+    ids: HashMap<String, i64>,
 }
 
+/// How long a withdrawal is remembered: longer than any token lives (at most an hour).
+const WITHDRAWAL_MEMORY: i64 = 2 * 3600;
+
 impl Withdrawn {
-    /// Why `claims` are withdrawn, if they are.
+    fn record(&mut self, id: &str, at: i64, now: i64) {
+        self.ids.retain(|_, t| *t > now - WITHDRAWAL_MEMORY);
+        let t = self.ids.entry(id.to_owned()).or_insert(at);
+        *t = (*t).max(at);
+    }
+
+    /// Why `claims` are withdrawn, if they are: an id of the token (its `jti`, grant, key,
+    /// principal, chain, or a token or key it derives from) withdrawn at or after it was
+    /// issued.
     fn check(&self, claims: &AccessTokenClaims) -> Option<&'static str> {
-        if self.ids.contains(&claims.jti) {
-            return Some("the token was revoked");
+        let hit = |id: &str| self.ids.get(id).is_some_and(|at| *at >= claims.iat);
+        if hit(&claims.jti) || claims.derived_from.iter().any(|d| hit(&d.jti)) {
+            return Some("the token, or one it derives from, was revoked");
         }
-        if self.ids.contains(&claims.grant_id) {
+        if hit(&claims.grant_id) {
             return Some("its grant was revoked");
         }
-        if self.ids.contains(&claims.cnf.jkt) {
-            return Some("its key was revoked");
+        if hit(&claims.cnf.jkt) || claims.derived_from.iter().any(|d| hit(&d.jkt)) {
+            return Some("its key, or a key of its chain, was revoked");
         }
-        if self.ids.contains(&claims.sub) {
+        if hit(&claims.sub) {
             return Some("its principal was deactivated");
         }
-        if claims.act.chain().iter().any(|a| self.ids.contains(*a)) {
+        if claims.act.chain().iter().any(|a| hit(a)) {
             return Some("an agent of its chain was suspended or revoked");
         }
         None
     }
+}
+
+/// How a verifier following the event stream is doing.
+#[derive(Debug, Default)]
+struct Following {
+    /// When it started following.
+    since: Option<Instant>,
+    /// The last successful poll.
+    last_ok: Option<Instant>,
+    /// Its poll interval.
+    every: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -103,6 +127,7 @@ pub struct ResourceVerifier {
     introspect: bool,
     state: Mutex<State>,
     withdrawn: std::sync::Arc<std::sync::RwLock<Withdrawn>>,
+    following: std::sync::Mutex<Following>,
 }
 
 impl ResourceVerifier {
@@ -122,6 +147,7 @@ impl ResourceVerifier {
             introspect: true,
             state: Mutex::new(State::default()),
             withdrawn: std::sync::Arc::default(),
+            following: std::sync::Mutex::default(),
         })
     }
 
@@ -248,7 +274,9 @@ impl ResourceVerifier {
                 "the token is no longer active: {why}"
             )));
         }
-        if self.introspect && !self.is_active(token, &claims.jti).await? {
+        if (self.introspect || self.events_unreliable())
+            && !self.is_active(token, &claims.jti).await?
+        {
             return Err(VerifyError::InvalidToken(
                 "the token is no longer active".into(),
             ));
@@ -310,55 +338,110 @@ impl ResourceVerifier {
             .as_str()
             .ok_or_else(|| ClientError::Other("the stream has no `stream_id`".into()))?
             .to_owned();
+        {
+            let mut f = match self.following.lock() {
+                Ok(f) => f,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            f.since = Some(Instant::now());
+            f.every = every;
+        }
         let me = self.clone();
         Ok(tokio::spawn(async move {
             let mut ack: Vec<String> = Vec::new();
             loop {
-                // A failed poll keeps what is still to acknowledge, and is retried next time.
-                if let Ok(received) = me.poll_signals(&stream, &ack).await {
+                // A failed poll keeps what is still to acknowledge, and is retried next time;
+                // meanwhile `verify` introspects (see `events_unreliable`).
+                if let Ok((received, more)) = me.poll_signals(&stream, &ack).await {
                     ack = received;
+                    if let Ok(mut f) = me.following.lock() {
+                        f.last_ok = Some(Instant::now());
+                    }
+                    if more {
+                        continue;
+                    }
                 }
                 tokio::time::sleep(every).await;
             }
         }))
     }
 
+    /// Whether a verifier that follows the event stream cannot rely on it now — it has not
+    /// polled successfully yet, or not for ten intervals (at least 5 s) — so that it
+    /// introspects instead: it fails closed. (A new stream starts one token lifetime in the
+    /// past, so what was revoked just before it began is in it.)
+    fn events_unreliable(&self) -> bool {
+        let f = match self.following.lock() {
+            Ok(f) => f,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f.since.is_some()
+            && f.last_ok
+                .is_none_or(|t| t.elapsed() > (f.every * 10).max(Duration::from_secs(5)))
+    }
+
     /// One poll: acknowledges `ack`, records what the received SETs withdraw (each verified
     /// with the issuer's keys), and returns their `jti`s to acknowledge next time.
-    async fn poll_signals(&self, stream: &str, ack: &[String]) -> Result<Vec<String>, ClientError> {
+    async fn poll_signals(
+        &self,
+        stream: &str,
+        ack: &[String],
+    ) -> Result<(Vec<String>, bool), ClientError> {
         let path = format!("/ssf/poll/{stream}");
         let body = serde_json::json!({"ack": ack, "returnImmediately": true});
         let answer: serde_json::Value =
             crate::client::decode(self.signed_request("POST", &path, Some(body)).await?).await?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
         let mut received = Vec::new();
         for (jti, set) in answer["sets"].as_object().into_iter().flatten() {
-            // Every SET received is acknowledged; only those that verify count.
-            received.push(jti.clone());
-            let Some(set) = set.as_str() else { continue };
-            let jws = surety_jose::jws::decode(set, 64 * 1024)?;
-            if jws.header.typ.as_deref() != Some("secevent+jwt") {
-                continue;
-            }
-            let Some(key) = self
-                .signing_key(jws.header.kid.as_deref().unwrap_or_default())
-                .await?
-            else {
-                continue;
-            };
-            jws.verify(&key)?;
-            let claims: serde_json::Value = jws.claims()?;
-            if claims["iss"] != self.issuer.as_str() || claims["aud"] != self.audience.as_str() {
-                continue;
-            }
-            if let Some(id) = claims["sub_id"]["id"].as_str() {
-                let mut w = match self.withdrawn.write() {
-                    Ok(w) => w,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
-                w.ids.insert(id.to_owned());
+            match self.open_set(set.as_str().unwrap_or_default()).await {
+                // Applied: acknowledged next time.
+                Ok(Some((id, at))) => {
+                    let mut w = match self.withdrawn.write() {
+                        Ok(w) => w,
+                        Err(poisoned) => poisoned.into_inner(),
+                    };
+                    w.record(&id, at, now);
+                    received.push(jti.clone());
+                }
+                // Not for this verifier, or about nothing it holds: acknowledged.
+                Ok(None) => received.push(jti.clone()),
+                // Not verifiable now (a key not yet known): left unacknowledged, so that it
+                // comes again.
+                Err(_) => {}
             }
         }
-        Ok(received)
+        let more = answer["moreAvailable"] == true;
+        Ok((received, more))
+    }
+
+    /// A SET's withdrawn id and when, once verified with the issuer's keys; `None` for a SET
+    /// not addressed to this verifier.
+    async fn open_set(&self, set: &str) -> Result<Option<(String, i64)>, ClientError> {
+        let jws = surety_jose::jws::decode(set, 64 * 1024)?;
+        if jws.header.typ.as_deref() != Some("secevent+jwt") {
+            return Ok(None);
+        }
+        let kid = jws.header.kid.clone().unwrap_or_default();
+        let key = self
+            .signing_key(&kid)
+            .await?
+            .ok_or_else(|| ClientError::Other(format!("unknown signing key `{kid}`")))?;
+        jws.verify(&key)?;
+        let claims: serde_json::Value = jws.claims()?;
+        if claims["iss"] != self.issuer.as_str() || claims["aud"] != self.audience.as_str() {
+            return Ok(None);
+        }
+        let Some(id) = claims["sub_id"]["id"].as_str() else {
+            return Ok(None);
+        };
+        let at = claims["events"]
+            .as_object()
+            .and_then(|e| e.values().next())
+            .and_then(|e| e["event_timestamp"].as_i64())
+            .or_else(|| claims["iat"].as_i64())
+            .unwrap_or(i64::MAX);
+        Ok(Some((id.to_owned(), at)))
     }
 
     /// A request to Surety as this resource server: its `decisions` token and a DPoP proof.

@@ -47,8 +47,12 @@ const SCAN: u64 = 1000;
 const MAX_POLL: usize = 100;
 /// Most SETs pushed in one round of a stream.
 const PUSH_BATCH: usize = 50;
+/// Longest one stream's push round may take.
+const PUSH_ROUND: Duration = Duration::from_secs(10);
 /// Most streams per receiver.
-const MAX_STREAMS: usize = 8;
+const MAX_STREAMS: usize = 16;
+/// A stream not polled or delivered to for this long may be let go for a new one.
+const IDLE: time::Duration = time::Duration::minutes(10);
 
 /// Transmitter configuration metadata.
 #[utoipa::path(get, path = "/.well-known/ssf-configuration", tag = "signals",
@@ -89,6 +93,26 @@ fn view(state: &AppState, s: &StreamRecord) -> StreamConfig {
         }),
         description: s.description.clone(),
     }
+}
+
+/// The first audit leaf recorded at or after `t` (the log's size if none), by bisection:
+/// leaves are in commit order, which follows time.
+async fn leaf_since(state: &AppState, t: time::OffsetDateTime) -> Result<u64> {
+    let (mut lo, mut hi) = (0, state.store.tree_size().await?);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let at = state
+            .store
+            .leaves(mid, mid + 1)
+            .await?
+            .first()
+            .map(|(_, e)| e.time);
+        match at {
+            Some(time) if time < t => lo = mid + 1,
+            _ => hi = mid,
+        }
+    }
+    Ok(lo)
 }
 
 /// A push endpoint: an absolute https URL (http only in development mode) without
@@ -160,19 +184,14 @@ pub async fn create_stream(
             )));
         }
     };
-    let mut events = Vec::new();
+    // SSF §8.1.1: event types this transmitter does not know are ignored; none asked, all.
+    let mut events: Vec<String> = Vec::new();
     for e in &body.events_requested {
-        if !EVENT_TYPES.contains(&e.as_str()) {
-            return Err(ApiError::invalid_request(format!(
-                "`events_requested`: `{}` is not an event type of this transmitter",
-                e.chars().take(200).collect::<String>()
-            )));
-        }
-        if !events.contains(e) {
+        if EVENT_TYPES.contains(&e.as_str()) && !events.contains(e) {
             events.push(e.clone());
         }
     }
-    if events.is_empty() {
+    if body.events_requested.is_empty() {
         events = EVENT_TYPES.iter().map(|e| (*e).to_owned()).collect();
     }
     let description = body
@@ -181,10 +200,20 @@ pub async fn create_stream(
         .map(|d| surety_core::validate::free_text("description", d, 500))
         .transpose()
         .map_err(|e| ApiError::invalid_request(e.to_string()))?;
-    if state.store.list_streams(Some(rs.id)).await?.len() >= MAX_STREAMS {
-        return Err(ApiError::conflict(format!(
-            "a receiver has at most {MAX_STREAMS} streams"
-        )));
+    // Streams left behind by receivers that restarted are let go once idle.
+    let mine = state.store.list_streams(Some(rs.id)).await?;
+    if mine.len() >= MAX_STREAMS {
+        for idle in mine.iter().filter(|s| now - s.updated_at > IDLE) {
+            let event = NewEvent::new(EventKind::SignalStreamDeleted, Actor::System, &idle.id, now)
+                .details(json!({"receiver": rs.id, "reason": "idle"}));
+            state.store.delete_stream(&idle.id, &[event]).await?;
+        }
+        if state.store.list_streams(Some(rs.id)).await?.len() >= MAX_STREAMS {
+            return Err(ApiError::conflict(format!(
+                "a receiver has at most {MAX_STREAMS} streams (idle ones go after {} minutes)",
+                IDLE.whole_minutes()
+            )));
+        }
     }
     let stream = StreamRecord {
         id: surety_jose::random_b64(16).map_err(ApiError::internal)?,
@@ -196,8 +225,9 @@ pub async fn create_stream(
         description,
         status: "enabled".into(),
         reason: None,
-        // Events from now on.
-        cursor: state.store.tree_size().await?,
+        // Events from one token lifetime ago: a receiver (re)starting learns what was
+        // withdrawn among the tokens that may still be presented to it.
+        cursor: leaf_since(&state, now - crate::auth::to_time(state.config.token_ttl)).await?,
         created_at: now,
         updated_at: now,
     };
@@ -346,12 +376,26 @@ async fn visible(
                 status: None,
                 visible_to: None,
             };
-            let page = surety_core::page::PageRequest {
-                limit: 1000,
-                after: None,
-            };
-            let grants = state.store.list_grants(&filter, &page).await?.items;
-            grants.iter().any(|g| names(&g.resources))
+            // Every grant, page by page. An agent with no grant of its own acts only as a
+            // sub-agent, under grants naming it nowhere: its events go to every receiver
+            // (failing open for a revocation would be worse than showing an agent id).
+            let mut after = None;
+            let mut any = false;
+            let mut names_it = false;
+            loop {
+                let page = surety_core::page::PageRequest { limit: 1000, after };
+                let grants = state.store.list_grants(&filter, &page).await?;
+                any |= !grants.items.is_empty();
+                if grants.items.iter().any(|g| names(&g.resources)) {
+                    names_it = true;
+                    break;
+                }
+                match grants.next_cursor {
+                    Some(c) => after = Some(c),
+                    None => break,
+                }
+            }
+            names_it || (!any && matches!(concerns, Concerns::Agent(_)))
         }
     };
     seen.insert(key, answer);
@@ -442,6 +486,13 @@ pub async fn poll(
     if stream.status != "enabled" {
         return Ok(axum::Json(PollResponse::default()));
     }
+    // A stream polled is in use (see `IDLE`).
+    if now - stream.updated_at > time::Duration::minutes(1) {
+        state
+            .store
+            .set_stream_status(&stream.id, &stream.status, stream.reason.as_deref(), now)
+            .await?;
+    }
     let max = body
         .max_events
         .map_or(MAX_POLL, |m| (m as usize).min(MAX_POLL));
@@ -509,6 +560,22 @@ async fn push_once(
                 cursor = p.leaf + 1;
                 metrics::counter!("surety_signals_pushed_total").increment(1);
             }
+            // RFC 8935 §2.3: a 400 says the receiver will never take this SET (its `err`
+            // names why); sending it again would stall the stream for good. It counts as
+            // delivered, with the refusal logged.
+            Ok(r) if r.status() == reqwest::StatusCode::BAD_REQUEST => {
+                let body = r.text().await.unwrap_or_default();
+                tracing::warn!(stream = %stream.id, jti = %p.jti, answer = %body.chars().take(300).collect::<String>(), "signals: the receiver rejected a SET");
+                let now = state.clock.now();
+                if !state
+                    .store
+                    .advance_stream(&stream.id, cursor, p.leaf + 1, now)
+                    .await?
+                {
+                    return Ok(false);
+                }
+                cursor = p.leaf + 1;
+            }
             Ok(r) => {
                 tracing::warn!(stream = %stream.id, status = %r.status(), "signals: the receiver refused a SET");
                 return Ok(false);
@@ -534,6 +601,7 @@ pub(crate) fn spawn_pusher(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let client = match reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(2))
             .redirect(reqwest::redirect::Policy::none())
             .build()
         {
@@ -545,6 +613,7 @@ pub(crate) fn spawn_pusher(state: AppState) -> tokio::task::JoinHandle<()> {
         };
         let mut backoff: HashMap<String, (Duration, tokio::time::Instant)> = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let streams = match state.store.list_streams(None).await {
@@ -555,25 +624,26 @@ pub(crate) fn spawn_pusher(state: AppState) -> tokio::task::JoinHandle<()> {
                 }
             };
             let now = tokio::time::Instant::now();
-            for s in streams
+            let due: Vec<&StreamRecord> = streams
                 .iter()
                 .filter(|s| s.method == "push" && s.status == "enabled")
-            {
-                if backoff.get(&s.id).is_some_and(|(_, until)| now < *until) {
-                    continue;
-                }
-                match push_once(&state, &client, s).await {
-                    Ok(true) => {
-                        backoff.remove(&s.id);
-                    }
-                    Ok(false) | Err(_) => {
-                        let wait = backoff
-                            .get(&s.id)
-                            .map_or(Duration::from_millis(200), |(w, _)| {
-                                (*w * 2).min(Duration::from_secs(30))
-                            });
-                        backoff.insert(s.id.clone(), (wait, now + wait));
-                    }
+                .filter(|s| backoff.get(&s.id).is_none_or(|(_, until)| now >= *until))
+                .collect();
+            // Streams side by side, each round bounded: a slow receiver delays only itself.
+            let rounds = due.iter().map(|s| async {
+                let done = tokio::time::timeout(PUSH_ROUND, push_once(&state, &client, s)).await;
+                (s.id.clone(), matches!(done, Ok(Ok(true))))
+            });
+            for (id, delivered) in futures_util::future::join_all(rounds).await {
+                if delivered {
+                    backoff.remove(&id);
+                } else {
+                    let wait = backoff
+                        .get(&id)
+                        .map_or(Duration::from_millis(200), |(w, _)| {
+                            (*w * 2).min(Duration::from_secs(30))
+                        });
+                    backoff.insert(id, (wait, tokio::time::Instant::now() + wait));
                 }
             }
         }

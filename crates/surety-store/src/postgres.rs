@@ -88,26 +88,48 @@ async fn announce(tx: &mut sqlx::Transaction<'static, Db>, change: crate::Change
     Ok(())
 }
 
-/// Follows [`crate::CHANGES_CHANNEL`] on a connection of its own.
+/// Follows [`crate::CHANGES_CHANNEL`] on a connection of its own, made again whenever it
+/// fails.
 struct PgChangeFeed {
-    listener: sqlx::postgres::PgListener,
+    pool: sqlx::PgPool,
+    listener: Option<sqlx::postgres::PgListener>,
+}
+
+impl PgChangeFeed {
+    async fn listen(
+        pool: &sqlx::PgPool,
+    ) -> std::result::Result<sqlx::postgres::PgListener, sqlx::Error> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.listen(crate::CHANGES_CHANNEL).await?;
+        Ok(listener)
+    }
 }
 
 #[async_trait]
 impl crate::ChangeFeed for PgChangeFeed {
     async fn next(&mut self) -> crate::Change {
+        let Some(listener) = self.listener.as_mut() else {
+            // Listening again: whatever was announced meanwhile is unknown.
+            match Self::listen(&self.pool).await {
+                Ok(l) => self.listener = Some(l),
+                Err(e) => tracing::warn!(error = %e, "the change feed cannot listen yet"),
+            }
+            return crate::Change::Missed;
+        };
         loop {
-            match self.listener.try_recv().await {
+            match listener.try_recv().await {
                 Ok(Some(n)) => {
                     if let Some(change) = crate::Change::parse(n.payload()) {
                         return change;
                     }
                 }
-                // The connection was lost (the next call reconnects and listens again):
-                // whatever was announced meanwhile is unknown.
+                // The connection was lost and made again: what was announced meanwhile
+                // is unknown.
                 Ok(None) => return crate::Change::Missed,
+                // It could not be made again: a new listener next time.
                 Err(e) => {
-                    tracing::warn!(error = %e, "the change feed cannot reach PostgreSQL");
+                    tracing::warn!(error = %e, "the change feed lost PostgreSQL");
+                    self.listener = None;
                     return crate::Change::Missed;
                 }
             }
@@ -176,8 +198,10 @@ impl Store for PgStore {
     }
 
     async fn changes(&self) -> Result<Option<Box<dyn crate::ChangeFeed>>> {
-        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
-        listener.listen(crate::CHANGES_CHANNEL).await?;
-        Ok(Some(Box::new(PgChangeFeed { listener })))
+        let listener = PgChangeFeed::listen(&self.pool).await?;
+        Ok(Some(Box::new(PgChangeFeed {
+            pool: self.pool.clone(),
+            listener: Some(listener),
+        })))
     }
 }

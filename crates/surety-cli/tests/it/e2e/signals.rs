@@ -155,14 +155,19 @@ async fn revocations_reach_receivers_by_poll_each_seeing_its_own() {
         )
         .await;
     assert_eq!(bad.status(), 400);
-    let bad = crm
-        .call(
+    // Unknown event types are ignored (SSF §8.1.1).
+    let ignoring = crm
+        .json(
             "POST",
             "/ssf/streams",
-            Some(json!({"events_requested": ["urn:example:nothing"]})),
+            Some(json!({"events_requested": ["urn:example:nothing", SESSION_REVOKED]})),
+            201,
         )
         .await;
-    assert_eq!(bad.status(), 400);
+    assert_eq!(ignoring["events_delivered"], json!([SESSION_REVOKED]));
+    let id = ignoring["stream_id"].as_str().unwrap();
+    crm.json("DELETE", &format!("/ssf/streams?stream_id={id}"), None, 204)
+        .await;
     // Poll streams (the default delivery) for CRM and for another audience.
     let created = crm.json("POST", "/ssf/streams", Some(json!({"events_requested": [SESSION_REVOKED, AGENT_SUSPENDED], "description": "crm"})), 201).await;
     let stream = created["stream_id"].as_str().unwrap().to_owned();
@@ -353,16 +358,153 @@ async fn an_event_fed_verifier_refuses_revoked_tokens_without_introspection() {
     server.stop().await;
 }
 
+/// What an event-fed verifier refuses follows the server: a sub-agent's token dies with the
+/// parent token it derives from and with the sub-agent's suspension (an agent without grants
+/// of its own: its events go to every receiver); an agent reinstated gets new tokens
+/// accepted again; and a verifier that starts after a revocation still learns of it.
+#[tokio::test]
+async fn an_event_fed_verifier_follows_derivations_reinstatements_and_the_recent_past() {
+    let server = TestServer::start().await;
+    let d = delegation(&server, 1).await;
+    let copy = |k: &PrivateJwk| PrivateJwk::from_json(&k.to_json().unwrap()).unwrap();
+    let parent = surety_sdk::AgentClient::new(&server.base, d.agent.id, copy(&d.key)).unwrap();
+    let (sub, sub_key) = server.agent("sub-agent").await;
+    let url = format!("{CRM}/customers/1");
+    let follow = || async {
+        let v = Arc::new(
+            ResourceVerifier::new(&server.base, CRM, d.rs.id, copy(&d.rs_key))
+                .unwrap()
+                .without_introspection(),
+        );
+        let task = v.follow_signals(Duration::from_millis(10)).await.unwrap();
+        (v, task)
+    };
+    let accepts = |v: Arc<ResourceVerifier>, key: &PrivateJwk, token: String| {
+        let proof = surety_jose::rfc9449::create(
+            key,
+            "GET",
+            &url,
+            Some(&token),
+            None,
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        let url = url.clone();
+        async move {
+            v.verify(&[&format!("DPoP {token}")], &[&proof], "GET", &url)
+                .await
+                .is_ok()
+        }
+    };
+    let until_refused =
+        |v: Arc<ResourceVerifier>, key: PrivateJwk, token: String, what: &'static str| async move {
+            let start = Instant::now();
+            while accepts(v.clone(), &key, token.clone()).await {
+                assert!(start.elapsed() < Duration::from_secs(5), "{what}");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+    let (v, task) = follow().await;
+    let request = surety_sdk::TokenRequest {
+        scope: None,
+        resource: Some(CRM.into()),
+    };
+    // Derivation: revoking the parent token ends the sub-agent's.
+    let parent_token = parent
+        .exchange_grant(d.grant.id, &request)
+        .await
+        .unwrap()
+        .access_token;
+    let sub_token = parent
+        .delegate(&parent_token, sub.id, None)
+        .await
+        .unwrap()
+        .access_token;
+    assert!(accepts(v.clone(), &sub_key, sub_token.clone()).await);
+    revoke(&server, &d, &parent_token).await;
+    until_refused(
+        v.clone(),
+        copy(&sub_key),
+        sub_token,
+        "the parent's revocation never reached the sub-agent's token",
+    )
+    .await;
+    // The sub-agent suspended (it has no grant of its own).
+    let parent_token = parent
+        .exchange_grant(d.grant.id, &request)
+        .await
+        .unwrap()
+        .access_token;
+    let sub_token = parent
+        .delegate(&parent_token, sub.id, None)
+        .await
+        .unwrap()
+        .access_token;
+    assert!(accepts(v.clone(), &sub_key, sub_token.clone()).await);
+    server
+        .admin_client()
+        .agent_action(sub.id, "suspend", Some("check".into()))
+        .await
+        .unwrap();
+    until_refused(
+        v.clone(),
+        copy(&sub_key),
+        sub_token,
+        "the sub-agent's suspension never arrived",
+    )
+    .await;
+    // Reinstated: its new tokens are accepted (tokens live seconds here; iat moves on).
+    server
+        .admin_client()
+        .agent_action(sub.id, "reinstate", None)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let parent_token = parent
+        .exchange_grant(d.grant.id, &request)
+        .await
+        .unwrap()
+        .access_token;
+    let fresh = parent
+        .delegate(&parent_token, sub.id, None)
+        .await
+        .unwrap()
+        .access_token;
+    assert!(
+        accepts(v.clone(), &sub_key, fresh).await,
+        "a reinstated agent's new token is refused"
+    );
+    task.abort();
+    // A token revoked before a verifier starts: its new stream begins a token lifetime ago.
+    let token = mint(&server, &d).await;
+    revoke(&server, &d, &token).await;
+    let (late, task) = follow().await;
+    // Past its first polls, so that the refusal is the stream's, not introspection's.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_refused(
+        late,
+        copy(&d.key),
+        token,
+        "a verifier started after the revocation never learnt of it",
+    )
+    .await;
+    task.abort();
+    server.stop().await;
+}
+
 /// A minimal RFC 8935 receiver on loopback: answers `202` and records each SET, or `503`
 /// while `down`.
-async fn push_receiver(down: Arc<AtomicBool>) -> (String, Arc<Mutex<Vec<String>>>) {
+async fn push_receiver(
+    down: Arc<AtomicBool>,
+    reject: Arc<AtomicBool>,
+) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/events", listener.local_addr().unwrap());
     let got = Arc::new(Mutex::new(Vec::new()));
     let sink = got.clone();
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
-            let (sink, down) = (sink.clone(), down.clone());
+            let (sink, down, reject) = (sink.clone(), down.clone(), reject.clone());
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = vec![0u8; 16 * 1024];
@@ -392,7 +534,9 @@ async fn push_receiver(down: Arc<AtomicBool>) -> (String, Arc<Mutex<Vec<String>>
                             .contains("content-type: application/secevent+jwt"),
                         "{head}"
                     );
-                    let answer: &[u8] = if down.load(Ordering::SeqCst) {
+                    let answer: &[u8] = if reject.load(Ordering::SeqCst) {
+                        b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 26\r\nconnection: close\r\n\r\n{\"err\":\"invalid_request\"}"
+                    } else if down.load(Ordering::SeqCst) {
                         b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
                     } else {
                         sink.lock().await.push(body[..length].to_owned());
@@ -429,7 +573,8 @@ async fn pushed_events_survive_a_receiver_outage() {
     let d = delegation(&server, 0).await;
     let crm = Receiver::new(&server, d.rs.id, CRM, &d.rs_key);
     let down = Arc::new(AtomicBool::new(false));
-    let (url, got) = push_receiver(down.clone()).await;
+    let reject = Arc::new(AtomicBool::new(false));
+    let (url, got) = push_receiver(down.clone(), reject.clone()).await;
     let created = crm
         .json(
             "POST",
