@@ -515,3 +515,34 @@ pub async fn run(g: &Globals, cmd: BenchCommand) -> anyhow::Result<()> {
         }
     }
 }
+
+/// A fresh agent for `surety bench <what>`, registered by `admin` with a key made here, and a
+/// resource URL of its own (so that runs do not meet each other's grants).
+pub(crate) async fn fresh_agent(
+    admin: &surety_sdk::AdminClient,
+    what: &str,
+) -> anyhow::Result<(
+    surety_api::admin::AgentView,
+    surety_jose::PrivateJwk,
+    String,
+)> {
+    let key = surety_jose::PrivateJwk::generate(surety_jose::KeyAlg::EdDSA)?;
+    let tag: String = key
+        .thumbprint()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(10)
+        .collect();
+    let resource = format!("https://bench-{}.example", tag.to_ascii_lowercase());
+    let agent = admin
+        .register_agent(&surety_api::admin::RegisterAgent {
+            name: format!("bench-{what}-{tag}"),
+            owner: None,
+            public_key: key.public().to_json(),
+            purpose: Some(format!("surety bench {what}")),
+            environment: None,
+            labels: Default::default(),
+        })
+        .await?;
+    Ok((agent, key, resource))
+}

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde::Serialize;
 use serde_json::json;
-use surety_api::admin::RegisterAgent;
 use surety_api::credentials::{CreateGrant, CreateResourceServer};
 use surety_api::decisions::{DecisionInput, ResourceRef};
 use surety_api::federation::{AddPeer, CreateFederationGrant};
@@ -118,24 +117,7 @@ pub async fn run(g: &Globals, args: FederationLoad) -> anyhow::Result<()> {
     }
     .client()?;
     trust_each_other(&home, &peer).await?;
-    let key = PrivateJwk::generate(KeyAlg::EdDSA)?;
-    let tag: String = key
-        .thumbprint()
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(10)
-        .collect();
-    let resource = format!("https://bench-{}.example", tag.to_ascii_lowercase());
-    let agent = home
-        .register_agent(&RegisterAgent {
-            name: format!("bench-federation-{tag}"),
-            owner: None,
-            public_key: key.public().to_json(),
-            purpose: Some("surety bench federation".into()),
-            environment: None,
-            labels: Default::default(),
-        })
-        .await?;
+    let (agent, key, resource) = crate::bench::fresh_agent(&home, "federation").await?;
     peer.create_federation_grant(&CreateFederationGrant {
         peer: home.server().to_owned(),
         agents: Some(agent.id.to_string()),

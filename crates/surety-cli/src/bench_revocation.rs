@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
-use surety_api::admin::RegisterAgent;
 use surety_api::credentials::{CreateGrant, CreateResourceServer};
 use surety_jose::{KeyAlg, PrivateJwk};
 use surety_sdk::{AgentClient, ResourceVerifier, TokenRequest};
@@ -52,24 +51,7 @@ pub async fn run(g: &Globals, args: RevocationLoad) -> anyhow::Result<()> {
     let node = args.node.clone().unwrap_or_else(|| issuer.clone());
     let poll = humantime::parse_duration(&args.poll)
         .map_err(|e| anyhow::anyhow!("--poll `{}`: {e}", args.poll))?;
-    let key = PrivateJwk::generate(KeyAlg::EdDSA)?;
-    let tag: String = key
-        .thumbprint()
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(10)
-        .collect();
-    let resource = format!("https://bench-{}.example", tag.to_ascii_lowercase());
-    let agent = admin
-        .register_agent(&RegisterAgent {
-            name: format!("bench-revocation-{tag}"),
-            owner: None,
-            public_key: key.public().to_json(),
-            purpose: Some("surety bench revocation".into()),
-            environment: None,
-            labels: Default::default(),
-        })
-        .await?;
+    let (agent, key, resource) = crate::bench::fresh_agent(&admin, "revocation").await?;
     let grant = admin
         .create_grant(&CreateGrant {
             agent: agent.id,

@@ -342,6 +342,36 @@ async fn three_nodes_behave_as_one() {
     one.stop().await;
 }
 
+/// `node` (behind `front`) is ready again, decides, and follows changes announced by
+/// `front` again: a policy set applied there is in force here.
+async fn recovered(front: &TestServer, node: &TestServer, d: &Delegation, token: &str) {
+    eventually("the node is ready again", || async {
+        http()
+            .get(node.url("/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert_eq!(decide_at(front, node, d, token).await["decision"], "allow");
+    let applied = front
+        .admin_client()
+        .apply_policies(&ApplyPolicySet {
+            policies: format!(
+                "@id(\"all\") permit (principal, action, resource);\n// applied for {}\n",
+                node.base
+            ),
+            catalog: None,
+            note: None,
+        })
+        .await
+        .unwrap();
+    eventually("the node follows changes again", || async {
+        decide_at(front, node, d, token).await["policy_version"] == applied.version
+    })
+    .await;
+}
+
 /// A node whose every database connection is cut (as by a PostgreSQL restart) reconnects:
 /// it is ready again, decides, and follows other nodes' changes again.
 #[tokio::test]
@@ -389,31 +419,7 @@ async fn a_node_recovers_when_its_database_connections_are_cut() {
     );
     pg.close().await;
 
-    eventually("the node is ready again", || async {
-        http()
-            .get(two.url("/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
-    assert_eq!(decide_at(&one, &two, &d, &token).await["decision"], "allow");
-    // Its change feed listens again: a policy set applied on one is in force on two.
-    let applied = one
-        .admin_client()
-        .apply_policies(&ApplyPolicySet {
-            policies: "@id(\"closed\") forbid (principal, action, resource);\n\
-                       @id(\"all\") permit (principal, action, resource);\n"
-                .into(),
-            catalog: None,
-            note: None,
-        })
-        .await
-        .unwrap();
-    eventually("the node follows changes again", || async {
-        decide_at(&one, &two, &d, &token).await["policy_version"] == applied.version
-    })
-    .await;
+    recovered(&one, &two, &d, &token).await;
     two.stop().await;
     one.stop().await;
 }
@@ -558,32 +564,8 @@ async fn nodes_recover_when_postgresql_restarts() {
     .await
     .unwrap();
 
-    for n in [&one, &two] {
-        eventually("a node is ready again after the restart", || async {
-            http()
-                .get(n.url("/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        })
-        .await;
-    }
-    assert_eq!(decide_at(&one, &two, &d, &token).await["decision"], "allow");
-    let applied = one
-        .admin_client()
-        .apply_policies(&ApplyPolicySet {
-            policies: "@id(\"closed\") forbid (principal, action, resource);\n\
-                       @id(\"all\") permit (principal, action, resource);\n"
-                .into(),
-            catalog: None,
-            note: None,
-        })
-        .await
-        .unwrap();
-    eventually("the nodes follow each other's changes again", || async {
-        decide_at(&one, &two, &d, &token).await["policy_version"] == applied.version
-    })
-    .await;
+    recovered(&one, &one, &d, &token).await;
+    recovered(&one, &two, &d, &token).await;
     two.stop().await;
     one.stop().await;
     drop(cluster);
