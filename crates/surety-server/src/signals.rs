@@ -403,11 +403,12 @@ async fn visible(
 }
 
 /// The SETs waiting for `stream` from its cursor (at most `max`), and the leaf up to which
-/// the log was read.
+/// the log was read. Unsigned (`set` empty) when only their positions are wanted.
 async fn pending(
     state: &AppState,
     stream: &StreamRecord,
     max: usize,
+    sign: bool,
 ) -> Result<(Vec<Pending>, u64)> {
     let size = state.store.tree_size().await?;
     let end = size.min(stream.cursor.saturating_add(SCAN));
@@ -435,6 +436,14 @@ async fn pending(
             break;
         }
         let jti = format!("{}.{leaf}", stream.id);
+        if !sign {
+            out.push(Pending {
+                leaf,
+                jti,
+                set: String::new(),
+            });
+            continue;
+        }
         let claims = json!({
             "iss": state.issuer.as_ref(),
             "iat": state.clock.now().unix_timestamp(),
@@ -483,9 +492,6 @@ pub async fn poll(
             "this stream is delivered by push",
         ));
     }
-    if stream.status != "enabled" {
-        return Ok(axum::Json(PollResponse::default()));
-    }
     // A stream polled is in use (see `IDLE`).
     if now - stream.updated_at > time::Duration::minutes(1) {
         state
@@ -502,8 +508,9 @@ pub async fn poll(
         .map(String::as_str)
         .chain(body.set_errs.keys().map(String::as_str))
         .collect();
-    // Acknowledge first (SETs past the first unacknowledged one stay for the next poll).
-    let (waiting, read_to) = pending(&state, &stream, MAX_POLL).await?;
+    // Acknowledge first (SETs past the first unacknowledged one stay for the next poll),
+    // paused or not.
+    let (waiting, read_to) = pending(&state, &stream, MAX_POLL, false).await?;
     let to = acknowledged_to(stream.cursor, &waiting, read_to, &acked);
     if to != stream.cursor
         && state
@@ -513,7 +520,10 @@ pub async fn poll(
     {
         stream.cursor = to;
     }
-    let (waiting, read_to) = pending(&state, &stream, max + 1).await?;
+    if stream.status != "enabled" {
+        return Ok(axum::Json(PollResponse::default()));
+    }
+    let (waiting, read_to) = pending(&state, &stream, max + 1, true).await?;
     let more = waiting.len() > max || read_to < state.store.tree_size().await?;
     let sets = waiting
         .into_iter()
@@ -536,7 +546,7 @@ async fn push_once(
     let Some(url) = stream.endpoint_url.as_deref() else {
         return Ok(true);
     };
-    let (waiting, read_to) = pending(state, stream, PUSH_BATCH).await?;
+    let (waiting, read_to) = pending(state, stream, PUSH_BATCH, true).await?;
     let mut cursor = stream.cursor;
     for p in waiting {
         let sent = client

@@ -263,6 +263,24 @@ async fn revocations_reach_receivers_by_poll_each_seeing_its_own() {
         json!({"en": "investigating"})
     );
     assert_eq!(other.poll(&other_stream, &[]).await["sets"], json!({}));
+    // Acknowledged while paused: a paused stream holds its events, but takes acks.
+    let held = crm.poll(&stream, &[]).await;
+    let held: Vec<String> = held["sets"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(held.len(), 1, "the suspension is still unacknowledged");
+    let paused = json!({"stream_id": stream, "status": "paused"});
+    crm.json("POST", "/ssf/status", Some(paused), 200).await;
+    assert_eq!(
+        crm.poll(&stream, &held).await["sets"],
+        json!({}),
+        "a paused stream sends nothing"
+    );
+    let enabled = json!({"stream_id": stream, "status": "enabled"});
+    crm.json("POST", "/ssf/status", Some(enabled), 200).await;
+    assert_eq!(
+        crm.poll(&stream, &[]).await["sets"],
+        json!({}),
+        "what was acknowledged while paused is gone"
+    );
     // Deleted: gone.
     crm.json(
         "DELETE",
