@@ -146,29 +146,12 @@ pub(crate) async fn authorization_grant(
         now,
         to_time(state.config.token_ttl),
     )?;
-    let chain: Vec<String> = minted.chain.iter().map(ToString::to_string).collect();
-    let act = Act::from_chain(&chain).ok_or_else(|| ApiError::internal("empty act chain"))?;
-    let claims = AccessTokenClaims {
-        iss: state.issuer.to_string(),
-        sub: minted.principal.to_string(),
-        sub_id: None,
-        aud: peer.issuer.clone(),
-        client_id: chain[0].clone(),
-        iat: now.unix_timestamp(),
-        exp: minted.expires_at.unix_timestamp(),
-        jti: TokenId::new(now).to_string(),
-        scope: minted.scope.to_string(),
-        act,
-        cnf: Cnf {
-            jkt: jkt.to_owned(),
-        },
-        grant_id: minted.grant.to_string(),
-        derived_from: Vec::new(),
-        authorization_details: None,
-        approval_id: None,
-        resource: resource.clone(),
-        constraints: Some(grant.constraints.clone()),
-    };
+    let mut claims = crate::oauth::rfc8693::minted_claims(state, &minted, jkt.to_owned(), now)?;
+    // For the peer: `aud` is the peer, the resource there is named apart, and the home
+    // grant's limits go along.
+    claims.aud = peer.issuer.clone();
+    claims.resource = resource.clone();
+    claims.constraints = Some(grant.constraints.clone());
     let jwt = crate::oauth::sign_token(state, &claims, true).await?;
     let event = NewEvent::new(
         EventKind::TokenIssued,

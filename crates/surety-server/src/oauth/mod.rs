@@ -34,7 +34,7 @@ mod jwt_bearer;
 pub(crate) mod metadata;
 pub(crate) mod rfc7009;
 pub(crate) mod rfc7662;
-mod rfc8693;
+pub(crate) mod rfc8693;
 
 /// Token endpoint.
 #[utoipa::path(

@@ -160,27 +160,8 @@ pub(super) async fn exchange(
         }
     };
     // 6.
-    let chain: Vec<String> = minted.chain.iter().map(ToString::to_string).collect();
-    let act = Act::from_chain(&chain).ok_or_else(|| ApiError::internal("empty act chain"))?;
-    let claims = AccessTokenClaims {
-        iss: state.issuer.to_string(),
-        sub: minted.principal.to_string(),
-        sub_id: None,
-        aud: minted.audience.clone(),
-        client_id: chain[0].clone(),
-        iat: now.unix_timestamp(),
-        exp: minted.expires_at.unix_timestamp(),
-        jti: TokenId::new(now).to_string(),
-        scope: minted.scope.to_string(),
-        act,
-        cnf: Cnf { jkt: bound_to },
-        grant_id: minted.grant.to_string(),
-        derived_from,
-        authorization_details: None,
-        approval_id: None,
-        resource: None,
-        constraints: None,
-    };
+    let mut claims = minted_claims(state, &minted, bound_to, now)?;
+    claims.derived_from = derived_from;
     let access_token = super::sign_token(state, &claims, false).await?;
     let event = token_event(&client, &minted, &claims, now);
     state
@@ -195,6 +176,37 @@ pub(super) async fn exchange(
         .await?;
     metrics::counter!("surety_tokens_issued_total", "kind" => if minted.depth() == 0 { "grant" } else { "sub_agent" }).increment(1);
     Ok(super::access_token_response(access_token, claims))
+}
+
+/// The claims of a token minted as `minted` decided, bound to `jkt` (the authorization
+/// grant for a federation peer starts from them too).
+pub(crate) fn minted_claims(
+    state: &AppState,
+    minted: &Minted,
+    jkt: String,
+    now: time::OffsetDateTime,
+) -> Result<AccessTokenClaims, ApiError> {
+    let chain: Vec<String> = minted.chain.iter().map(ToString::to_string).collect();
+    let act = Act::from_chain(&chain).ok_or_else(|| ApiError::internal("empty act chain"))?;
+    Ok(AccessTokenClaims {
+        iss: state.issuer.to_string(),
+        sub: minted.principal.to_string(),
+        sub_id: None,
+        aud: minted.audience.clone(),
+        client_id: chain[0].clone(),
+        iat: now.unix_timestamp(),
+        exp: minted.expires_at.unix_timestamp(),
+        jti: TokenId::new(now).to_string(),
+        scope: minted.scope.to_string(),
+        act,
+        cnf: Cnf { jkt },
+        grant_id: minted.grant.to_string(),
+        derived_from: Vec::new(),
+        authorization_details: None,
+        approval_id: None,
+        resource: None,
+        constraints: None,
+    })
 }
 
 /// A sub-agent's token from the client's own: the subject token must be active, held by
