@@ -10,6 +10,9 @@ use utoipa::{IntoParams, ToSchema};
 pub const ANSWER_TYP: &str = "surety-approval+jwt";
 /// The JOSE `typ` of an approval webhook notification.
 pub const WEBHOOK_TYP: &str = "surety-approval-notice+jwt";
+/// The JOSE `typ` of the webhook notification telling an agent's owner that Surety
+/// suspended the agent.
+pub const AGENT_NOTICE_TYP: &str = "surety-agent-notice+jwt";
 
 /// One approver's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -82,25 +82,54 @@ async fn leaf_of(
     Ok(lo)
 }
 
-/// Writes the log up to a fresh signed checkpoint to `out`: all of it, or the leaves
-/// `[from, to)` with the subtrees outside them, which prove the range against the same
-/// signed root.
+/// What an export holds: the leaves `[start, end)` of a tree of `size`.
+pub struct Written {
+    pub start: u64,
+    pub end: u64,
+    pub size: u64,
+}
+
+/// `surety audit export`.
 pub async fn export(
     g: &Globals,
     out: &Path,
     from: Option<Bound>,
     to: Option<Bound>,
 ) -> anyhow::Result<()> {
-    let client = g.client()?;
+    let range = from.is_some() || to.is_some();
+    let Written { start, end, size } = write_export(&g.client()?, out, from, to).await?;
+    if range {
+        say!(
+            "events {start}..{end} (of {size}), the subtrees around them and the signed checkpoint written to {}",
+            out.display()
+        );
+    } else {
+        say!(
+            "{size} events and their signed checkpoint written to {}",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// Writes the log up to a fresh signed checkpoint to `out`: all of it, or the leaves
+/// `[from, to)` with the subtrees outside them, which prove the range against the same
+/// signed root.
+pub async fn write_export(
+    client: &surety_sdk::AdminClient,
+    out: &Path,
+    from: Option<Bound>,
+    to: Option<Bound>,
+) -> anyhow::Result<Written> {
     let note = client.audit_checkpoint().await?;
     let checkpoint = checkpoint_of(&note)?;
     let size = checkpoint.size;
     let start = match &from {
-        Some(b) => leaf_of(&client, b, size).await?,
+        Some(b) => leaf_of(client, b, size).await?,
         None => 0,
     };
     let end = match &to {
-        Some(b) => leaf_of(&client, b, size).await?,
+        Some(b) => leaf_of(client, b, size).await?,
         None => size,
     };
     let range = from.is_some() || to.is_some();
@@ -171,18 +200,7 @@ pub async fn export(
         at = batch_end;
     }
     w.flush()?;
-    if range {
-        say!(
-            "events {start}..{end} (of {size}), the subtrees around them and the signed checkpoint written to {}",
-            out.display()
-        );
-    } else {
-        say!(
-            "{size} events and their signed checkpoint written to {}",
-            out.display()
-        );
-    }
-    Ok(())
+    Ok(Written { start, end, size })
 }
 
 pub async fn log_key(g: &Globals) -> anyhow::Result<()> {
@@ -208,12 +226,19 @@ struct RawLeaf<'a> {
 
 /// What a verification found.
 #[derive(Debug, serde::Serialize)]
-struct Verified {
+pub struct Verified {
     /// Index of the first event (0 unless the export is a range).
-    first: u64,
-    events: u64,
-    checkpoints: usize,
-    root: String,
+    pub first: u64,
+    pub events: u64,
+    pub checkpoints: usize,
+    pub root: String,
+}
+
+/// Verifies the export `file` against `key`: a note verifier key or a JWKS (see
+/// [`verify`]).
+pub fn verify_export(file: &Path, key: &str) -> anyhow::Result<Verified> {
+    let keys = verifier_keys(key.trim(), file)?;
+    verify_file(file, &keys)
 }
 
 /// Verifies an export against the verifier key `key`; the error names the first line at
@@ -486,8 +511,7 @@ pub fn verify(
             "give the log's verifier key with --key or --key-file: the note key from GET /v1/audit/log-key, or the organisation's JWKS, obtained independently of the export"
         ),
     };
-    let keys = verifier_keys(text.trim(), file)?;
-    let verified = verify_file(file, &keys)?;
+    let verified = verify_export(file, &text)?;
     if g.json {
         return crate::output::json(&verified);
     }

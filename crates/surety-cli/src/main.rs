@@ -12,6 +12,7 @@ mod bench_federation;
 mod bench_gateway;
 mod bench_revocation;
 mod credentials;
+mod demo;
 mod federation;
 mod gateway;
 mod humans;
@@ -45,6 +46,9 @@ enum Command {
     Init(server::InitArgs),
     /// Run the server (initialising an empty data directory first).
     Serve(server::ServeArgs),
+    /// See what Surety is for in a minute: a throw-away deployment, an MCP server behind the
+    /// gateway, and an agent, its owner and an auditor going through the whole story.
+    Demo(demo::DemoArgs),
     /// Enroll this machine's new device key with a one-time code; writes a profile.
     Enroll(humans::EnrollArgs),
     /// Show who the profile acts as.
@@ -133,6 +137,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Init(args) => server::init(&g, args).await,
         Command::Serve(args) => server::serve(args).await,
+        Command::Demo(args) => demo::run(&g, args).await,
         Command::Enroll(args) => humans::enroll(&g, args).await,
         Command::Whoami => humans::whoami(&g).await,
         Command::Human(cmd) => humans::run(&g, cmd).await,

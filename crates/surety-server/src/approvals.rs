@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use serde_json::json;
-use surety_api::approvals::{ApprovalView, VoteView, WEBHOOK_TYP};
+use serde_json::{Value, json};
+use surety_api::approvals::{AGENT_NOTICE_TYP, ApprovalView, VoteView, WEBHOOK_TYP};
 use surety_core::agent::Agent;
 use surety_core::approval::{
     ActionDetails, Approval, ApprovalMethod, ApprovalStatus, Delivery, Tally, Verdict, Vote, quorum,
@@ -390,33 +390,52 @@ async fn ping(a: &Approval) -> Result<()> {
 /// The optional approvals webhook: a JWT signed by the org key naming the new request, so a
 /// chat bot or phone app can relay it to the approvers (who then answer on their device).
 fn webhook(state: &AppState, a: &Approval) {
+    let claims = json!({
+        "approval_id": a.id.to_string(),
+        "approvers": a.approvers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "agent": a.client.to_string(),
+        "binding_message": a.binding_message,
+        "authorization_details": a.details.to_authorization_details(a.grant),
+        "expires_at": a.expires_at.unix_timestamp(),
+        "digest": digest(a),
+    });
+    notify(state, WEBHOOK_TYP, claims, "approval_webhook");
+}
+
+/// Tells an agent's owner, through the webhook, that Surety suspended the agent on its own
+/// (`trigger`: `out_of_scope`, `rate` or `withdrawn_credential`), so they look into it.
+pub(crate) fn owner_notice(state: &AppState, agent: &Agent, reason: &str, trigger: &str) {
+    let claims = json!({
+        "event": "agent.suspended",
+        "agent": agent.id.to_string(),
+        "agent_name": agent.name,
+        "owner": agent.owner.to_string(),
+        "reason": reason,
+        "trigger": trigger,
+    });
+    notify(state, AGENT_NOTICE_TYP, claims, "owner_notice");
+}
+
+/// POSTs `claims` to the webhook, if one is set, as a JWT of type `typ` signed by the org key
+/// (with `iss`, `aud`, `iat`, `exp` and `jti` added), off the request path.
+fn notify(state: &AppState, typ: &'static str, mut claims: Value, what: &'static str) {
     if state.config.approval_webhook_url.is_empty() {
         return;
     }
     let state = state.clone();
-    let a = a.clone();
     tokio::spawn(async move {
         let now = state.clock.now();
         let Ok(signer) = state.keys.signer(state.store.as_ref(), now).await else {
             return;
         };
         let url = state.config.approval_webhook_url.clone();
-        let claims = json!({
-            "iss": state.issuer.as_ref(),
-            "aud": url,
-            "iat": now.unix_timestamp(),
-            "exp": (now + time::Duration::minutes(5)).unix_timestamp(),
-            "jti": surety_jose::random_b64(16).unwrap_or_default(),
-            "approval_id": a.id.to_string(),
-            "approvers": a.approvers.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "agent": a.client.to_string(),
-            "binding_message": a.binding_message,
-            "authorization_details": a.details.to_authorization_details(a.grant),
-            "expires_at": a.expires_at.unix_timestamp(),
-            "digest": digest(&a),
-        });
+        claims["iss"] = json!(state.issuer.as_ref());
+        claims["aud"] = json!(url);
+        claims["iat"] = json!(now.unix_timestamp());
+        claims["exp"] = json!((now + time::Duration::minutes(5)).unix_timestamp());
+        claims["jti"] = json!(surety_jose::random_b64(16).unwrap_or_default());
         let mut header = serde_json::Map::new();
-        header.insert("typ".into(), json!(WEBHOOK_TYP));
+        header.insert("typ".into(), json!(typ));
         header.insert("kid".into(), json!(signer.kid));
         let Ok(jwt) = surety_jose::jws::sign(header, &claims, &signer.key) else {
             return;
@@ -428,7 +447,7 @@ fn webhook(state: &AppState, a: &Approval) {
                     .header("content-type", "application/jwt")
                     .body(jwt.clone())
             },
-            "approval_webhook",
+            what,
         );
     });
 }

@@ -253,7 +253,7 @@ pub const KEYS: &[KeySpec] = &[
         name: "approval_webhook_url",
         kind: KeyKind::String,
         default: "",
-        doc: "Off when empty. If set, every new approval request is POSTed there as a JWT signed by the org key (`typ: surety-approval-notice+jwt`), for a chat bot or phone app to relay to the approvers. Must be https unless `dev` is on.",
+        doc: "Off when empty. If set, every new approval request is POSTed there as a JWT signed by the org key (`typ: surety-approval-notice+jwt`), for a chat bot or phone app to relay to the approvers; and so is every suspension Surety makes on its own (`typ: surety-agent-notice+jwt`), for the agent's owner. Must be https unless `dev` is on.",
     },
     KeySpec {
         name: "ui_session_ttl",

@@ -611,6 +611,12 @@ async fn suspend(
     match state.store.change_agent_status(&change, &[event]).await {
         Ok(()) => {
             metrics::counter!("surety_behavioural_suspensions_total", "trigger" => trigger.to_owned()).increment(1);
+            crate::approvals::owner_notice(
+                state,
+                &a,
+                change.reason.as_deref().unwrap_or_default(),
+                trigger,
+            );
             crate::approvals::cancel(
                 state,
                 surety_store::ApprovalScope::Agent(agent),

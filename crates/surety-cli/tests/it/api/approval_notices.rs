@@ -7,7 +7,7 @@ use surety_api::approvals::ApprovalQuery;
 use surety_testkit::{TestServer, http};
 
 use super::approvals::{ask_approval, pending, started, transfer_details};
-use super::decisions::setup;
+use super::decisions::{agent_token, decisions_token, native, setup};
 
 #[tokio::test]
 async fn ping_endpoints_must_be_https_outside_dev_mode() {
@@ -139,28 +139,20 @@ async fn the_approvers_stream_names_waiting_and_new_requests_and_only_theirs() {
     s.server.stop().await;
 }
 
-#[tokio::test]
-async fn the_webhook_gets_each_new_request_as_a_jwt_signed_by_the_org_key() {
-    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", receiver.local_addr().unwrap());
-    let server = TestServer::start_with(surety_testkit::Options {
-        config: vec![("dev", "true".into()), ("approval_webhook_url", url)],
-        ..Default::default()
-    })
-    .await;
-    let d = setup(&server).await;
-    let (mut socket, _) = {
-        let accept = receiver.accept();
-        ask_approval(&server, &d, &transfer_details(2400)).await;
-        tokio::time::timeout(std::time::Duration::from_secs(5), accept)
-            .await
-            .expect("the webhook was called")
-            .unwrap()
-    };
+/// Accepts one webhook call on `receiver` within `within`, answers it 204, and returns its
+/// body (checked to be `application/jwt`); `None` if no call came.
+async fn webhook_call(
+    receiver: &tokio::net::TcpListener,
+    within: std::time::Duration,
+) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut socket, _) = tokio::time::timeout(within, receiver.accept())
+        .await
+        .ok()?
+        .unwrap();
     let mut data = Vec::new();
     let mut buf = [0u8; 8192];
     let body = loop {
-        use tokio::io::AsyncReadExt;
         let n = socket.read(&mut buf).await.unwrap();
         assert!(n > 0, "closed early");
         data.extend_from_slice(&buf[..n]);
@@ -184,18 +176,19 @@ async fn the_webhook_gets_each_new_request_as_a_jwt_signed_by_the_org_key() {
             }
         }
     };
-    use tokio::io::AsyncWriteExt;
     socket
         .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
         .await
         .unwrap();
-    // Verifiable with the published keys, typed, and naming the request.
-    let jws = surety_jose::jws::decode(&body, 16 * 1024).unwrap();
-    assert_eq!(
-        jws.header.typ.as_deref(),
-        Some("surety-approval-notice+jwt")
-    );
-    let jwks = crate::support::get_json(&server, "/jwks").await;
+    Some(body)
+}
+
+/// The claims of a webhook notice, once its signature verifies with the server's published
+/// key and its `typ` is `typ`.
+async fn verified_notice(server: &TestServer, body: &str, typ: &str) -> Value {
+    let jws = surety_jose::jws::decode(body, 16 * 1024).unwrap();
+    assert_eq!(jws.header.typ.as_deref(), Some(typ));
+    let jwks = crate::support::get_json(server, "/jwks").await;
     let kid = jws.header.kid.clone().unwrap();
     let jwk = jwks["keys"]
         .as_array()
@@ -205,10 +198,83 @@ async fn the_webhook_gets_each_new_request_as_a_jwt_signed_by_the_org_key() {
         .unwrap();
     jws.verify(&surety_jose::PublicJwk::from_json(jwk).unwrap())
         .unwrap();
-    let claims: Value = jws.claims().unwrap();
+    jws.claims().unwrap()
+}
+
+#[tokio::test]
+async fn the_webhook_gets_each_new_request_as_a_jwt_signed_by_the_org_key() {
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", receiver.local_addr().unwrap());
+    let server = TestServer::start_with(surety_testkit::Options {
+        config: vec![("dev", "true".into()), ("approval_webhook_url", url)],
+        ..Default::default()
+    })
+    .await;
+    let d = setup(&server).await;
+    let details = transfer_details(2400);
+    let (body, _) = tokio::join!(
+        webhook_call(&receiver, std::time::Duration::from_secs(5)),
+        ask_approval(&server, &d, &details)
+    );
+    let body = body.expect("the webhook was called");
+    // Verifiable with the published keys, typed, and naming the request.
+    let claims = verified_notice(&server, &body, "surety-approval-notice+jwt").await;
     let shown = pending(&server).await;
     assert_eq!(claims["approval_id"], shown.id.as_str());
     assert_eq!(claims["digest"], shown.digest.as_str());
     assert_eq!(claims["approvers"], json!([server.admin.id.to_string()]));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_owner_hears_through_the_webhook_when_surety_suspends_their_agent() {
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", receiver.local_addr().unwrap());
+    let server = TestServer::start_with(surety_testkit::Options {
+        config: vec![
+            ("dev", "true".into()),
+            ("approval_webhook_url", url.clone()),
+            ("suspend_after_denials", "2".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let d = setup(&server).await;
+    let admin = server.admin_client();
+    // A person's suspension: they know; no notice.
+    admin
+        .agent_action(d.agent.id, "suspend", Some("checking".into()))
+        .await
+        .unwrap();
+    let quiet = webhook_call(&receiver, std::time::Duration::from_millis(500)).await;
+    assert_eq!(quiet, None, "a suspension by a person sends no notice");
+    admin
+        .agent_action(d.agent.id, "reinstate", None)
+        .await
+        .unwrap();
+    // Surety's own: two attempts outside the scope.
+    let rs = decisions_token(&server, &d).await;
+    let agent = agent_token(&server, &d).await;
+    for _ in 0..2 {
+        let r = native(&server, &d, &rs, &agent, "iam.grant_role", json!({})).await;
+        assert_eq!(r["decision"], "deny");
+    }
+    let body = webhook_call(&receiver, std::time::Duration::from_secs(5))
+        .await
+        .expect("the owner was told");
+    let claims = verified_notice(&server, &body, "surety-agent-notice+jwt").await;
+    assert_eq!(claims["event"], "agent.suspended");
+    assert_eq!(claims["agent"], d.agent.id.to_string());
+    assert_eq!(claims["agent_name"], "bot");
+    assert_eq!(claims["owner"], server.admin.id.to_string());
+    assert_eq!(claims["trigger"], "out_of_scope");
+    assert_eq!(claims["aud"], url.as_str());
+    assert_eq!(claims["iss"], server.base.as_str());
+    assert!(
+        claims["reason"]
+            .as_str()
+            .unwrap()
+            .contains("outside its scope")
+    );
     server.stop().await;
 }

@@ -108,7 +108,7 @@ pub(super) async fn ask(
         .unwrap()
 }
 
-async fn native(
+pub(super) async fn native(
     server: &TestServer,
     d: &Delegation,
     rs: &str,

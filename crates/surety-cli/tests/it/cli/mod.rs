@@ -165,5 +165,6 @@ impl Drop for Serve {
     }
 }
 
+mod demo;
 mod server;
 mod walk_through;
