@@ -107,8 +107,16 @@ impl Serve {
     }
 
     fn start_on(port: u16, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_in(None, port, args, env)
+    }
+
+    /// [`Serve::start_on`], run in `dir` when given.
+    fn start_in(dir: Option<&Path>, port: u16, args: &[&str], env: &[(&str, &str)]) -> Self {
         let listen = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(BIN);
+        if let Some(d) = dir {
+            cmd.current_dir(d);
+        }
         cmd.env_clear()
             .arg("serve")
             .args(args)
@@ -167,4 +175,5 @@ impl Drop for Serve {
 
 mod demo;
 mod server;
+mod snippets;
 mod walk_through;

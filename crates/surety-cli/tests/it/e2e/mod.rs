@@ -363,39 +363,40 @@ async fn ciba_e2e_openid_client_sees_access_denied_when_the_human_denies() {
 /// Debian's Chromium (or `CHROMIUM`). A bare `cargo test` installs it with apt the first
 /// time, as `.ci/run` does; if that is impossible the test fails — it never skips.
 pub(super) fn chromium() -> String {
-    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let path = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let _one_at_a_time = INSTALL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !Path::new(&path).exists() {
-        for args in [
-            &["update", "-qq"][..],
-            &[
-                "install",
-                "-y",
-                "-qq",
-                "--no-install-recommends",
-                "chromium",
-            ][..],
-        ] {
-            let out = Command::new("apt-get")
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .output()
-                .unwrap_or_else(|e| panic!("Chromium is missing and apt-get cannot run: {e}"));
-            assert!(
-                out.status.success(),
-                "{}",
-                describe("apt-get (installing Chromium)", &out)
-            );
-        }
-    }
+    apt_install(&path, "chromium");
     assert!(
         Path::new(&path).exists(),
         "Chromium is needed for the browser tests: install Debian's `chromium`, or set CHROMIUM"
     );
     path
+}
+
+/// Installs Debian's `package` with apt when `path` (a program it provides) is missing, one
+/// installation at a time; a failure to install fails the test.
+pub(crate) fn apt_install(path: &str, package: &str) {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if Path::new(path).exists() {
+        return;
+    }
+    for args in [
+        &["update", "-qq"][..],
+        &["install", "-y", "-qq", "--no-install-recommends", package][..],
+    ] {
+        let out = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .unwrap_or_else(|e| panic!("{package} is missing and apt-get cannot run: {e}"));
+        assert!(
+            out.status.success(),
+            "{}",
+            describe(&format!("apt-get (installing {package})"), &out)
+        );
+    }
 }
 
 /// A real browser (Chromium with a WebAuthn virtual authenticator: user verification by
