@@ -57,8 +57,9 @@ const MAX_NOTIFICATION_TOKEN: usize = 1024;
     ),
     responses(
         (status = 200, description = "The request is open; poll (or wait for the ping) with its `auth_req_id`", body = BackchannelResponse),
-        (status = 400, description = "`invalid_request`, `unknown_user_id`, `invalid_binding_message`, `invalid_authorization_details`, `access_denied` (no grant covers the action) or `unauthorized_client`", body = surety_api::ErrorBody),
+        (status = 400, description = "`invalid_request`, `unknown_user_id`, `invalid_binding_message`, `invalid_authorization_details` or `unauthorized_client`", body = surety_api::ErrorBody),
         (status = 401, description = "`invalid_client`", body = surety_api::ErrorBody),
+        (status = 403, description = "`access_denied`: no active grant of the human to the agent covers the action (CIBA §13), or the agent has too many requests waiting", body = surety_api::ErrorBody),
     )
 )]
 pub async fn bc_authorize(State(state): State<AppState>, form: Form) -> Response {

@@ -8,7 +8,7 @@
 //! - the working directory is a new directory holding a copy of `examples/`; the server runs
 //!   there with its default data directory, `surety-data` (so the first admin's profile is
 //!   `surety-data/admin-profile.toml`);
-//! - `surety` is the binary under test, first on `PATH`; `jq` is installed;
+//! - `surety` is the binary under test, first on `PATH`; `jq` and `sqlite3` are installed;
 //! - the server is addressed as `http://127.0.0.1:8080`, which is replaced by its real
 //!   address, or through `SURETY_SERVER`, which is set to it.
 
@@ -121,6 +121,7 @@ fn run_document(root: &Path, doc: &Path, blocks: &[String]) {
 #[test]
 fn the_documents_runnable_snippets_run_as_written() {
     crate::e2e::apt_install("/usr/bin/jq", "jq");
+    crate::e2e::apt_install("/usr/bin/sqlite3", "sqlite3");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut ran = Vec::new();
     for doc in documents(&root) {
