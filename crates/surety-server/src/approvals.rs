@@ -428,12 +428,16 @@ fn notify(state: &AppState, typ: &'static str, mut claims: Value, what: &'static
         let Ok(signer) = state.keys.signer(state.store.as_ref(), now).await else {
             return;
         };
+        // Receivers drop repeated `jti`s: never send one without its own.
+        let Ok(jti) = surety_jose::random_b64(16) else {
+            return;
+        };
         let url = state.config.approval_webhook_url.clone();
         claims["iss"] = json!(state.issuer.as_ref());
         claims["aud"] = json!(url);
         claims["iat"] = json!(now.unix_timestamp());
         claims["exp"] = json!((now + time::Duration::minutes(5)).unix_timestamp());
-        claims["jti"] = json!(surety_jose::random_b64(16).unwrap_or_default());
+        claims["jti"] = json!(jti);
         let mut header = serde_json::Map::new();
         header.insert("typ".into(), json!(typ));
         header.insert("kid".into(), json!(signer.kid));

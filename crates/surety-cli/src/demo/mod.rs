@@ -82,8 +82,56 @@ async fn loopback() -> anyhow::Result<(TcpListener, u16)> {
     Ok((l, port))
 }
 
+/// The proxy variable that would send the demo's loopback calls to a proxy, if any (HTTP
+/// clients honour these variables, and do not exempt loopback unless NO_PROXY says so).
+fn proxy_in_the_way() -> Option<&'static str> {
+    let set = [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ]
+    .into_iter()
+    .find(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()))?;
+    let no_proxy = std::env::var("NO_PROXY")
+        .or_else(|_| std::env::var("no_proxy"))
+        .unwrap_or_default();
+    let exempt = |host: &str| {
+        no_proxy
+            .split(',')
+            .any(|e| e.trim() == host || e.trim() == "*")
+    };
+    (!(exempt("localhost") && exempt("127.0.0.1"))).then_some(set)
+}
+
+/// Set once SIGINT, SIGTERM or SIGHUP arrives; listening starts before anything is created,
+/// so an interruption at any point still ends in the clean-up.
+fn interruptions() -> anyhow::Result<watch::Receiver<bool>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+        }
+        let _ = tx.send(true);
+    });
+    Ok(rx)
+}
+
 /// Starts Surety, the tools and the gateway.
 async fn start(t: &mut Transcript) -> anyhow::Result<World> {
+    if let Some(var) = proxy_in_the_way() {
+        anyhow::bail!(
+            "{var} names an HTTP proxy, and NO_PROXY does not exempt localhost and 127.0.0.1: the demo's calls between its own servers would go through the proxy. Run it with NO_PROXY=localhost,127.0.0.1"
+        );
+    }
     let dir = tempfile::Builder::new().prefix("surety-demo-").tempdir()?;
     let (server_listener, server_port) = loopback().await?;
     let (gateway_listener, gateway_port) = loopback().await?;
@@ -98,8 +146,9 @@ async fn start(t: &mut Transcript) -> anyhow::Result<World> {
         ("issuer", issuer.clone()),
         ("org_domains", "acme.example".into()),
         ("ciba_interval", "1s".into()),
-        // Development mode lets the notification webhook be plain http on loopback; it
-        // weakens no other check.
+        // Development mode lets the notification webhook be plain http on loopback (it also
+        // relaxes the rules for other URLs Surety is given — ping endpoints, stream push
+        // endpoints, federation peers — none of which the demo uses).
         ("dev", "true".into()),
         (
             "approval_webhook_url",
@@ -257,32 +306,34 @@ async fn keep_notes(world: &World, story: &story::Story<'_>) -> Vec<String> {
 
 pub async fn run(g: &Globals, args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    let mut interrupted = interruptions()?;
     let mut t = Transcript::new(g.json);
-    if !g.json {
-        crate::output::say!("{INTRO}");
-    }
-    let world = match start(&mut t).await {
+    t.intro(INTRO);
+    let world = tokio::select! {
+        w = start(&mut t) => w,
+        _ = interrupted.wait_for(|i| *i) => Err(anyhow::anyhow!("interrupted")),
+    };
+    let world = match world {
         Ok(w) => w,
         Err(e) => {
             t.failed(&e);
-            t.finish(started.elapsed().as_secs_f64(), &[])?;
+            t.finish(started.elapsed().as_secs_f64(), &[]);
             anyhow::bail!("the demo could not start: {e:#}");
         }
     };
     let mut story = story::Story::new(&world);
     tokio::select! {
         () = story.tell(&mut t) => {}
-        _ = tokio::signal::ctrl_c() => {
-            t.failed(&anyhow::anyhow!("interrupted"));
-        }
+        _ = interrupted.wait_for(|i| *i) => t.failed(&anyhow::anyhow!("interrupted")),
     }
     let mut epilogue: Vec<String> = NEXT.iter().map(|l| (*l).to_owned()).collect();
-    if args.keep && t.ok() {
+    let keep = args.keep && !*interrupted.borrow();
+    if keep {
         epilogue.extend(keep_notes(&world, &story).await);
     }
-    t.finish(started.elapsed().as_secs_f64(), &epilogue)?;
-    if args.keep && t.ok() {
-        let _ = tokio::signal::ctrl_c().await;
+    t.finish(started.elapsed().as_secs_f64(), &epilogue);
+    if keep {
+        let _ = interrupted.wait_for(|i| *i).await;
     }
     drop(story);
     world.close().await;

@@ -183,9 +183,18 @@ impl<'w> Story<'w> {
             "agent {}  owner {} (Alice)  status {}  key {kid}",
             view.id, view.owner, view.status
         ));
+        let shown = alice.get_agent(view.id).await?;
         t.check(
-            view.owner == alice_id && view.status == AgentStatus::Active,
+            shown.owner == alice_id && shown.status == AgentStatus::Active,
             "it exists, active, and Alice answers for it",
+        )?;
+        t.check(
+            shown
+                .keys
+                .iter()
+                .flatten()
+                .any(|k| k.kid == kid && k.status.as_str() == "active"),
+            "its public key is registered (the private half stays with the agent)",
         )?;
         let grants = alice
             .list_grants(&GrantQuery {
@@ -210,12 +219,12 @@ impl<'w> Story<'w> {
             .and_then(|e| e.code())
             .map(str::to_owned);
         t.show(format!(
-            "token exchange without a grant → {}",
+            "token exchange, signed with its key, for a grant it was never given → {}",
             code.as_deref().unwrap_or("a token!")
         ));
         t.check(
             code.as_deref() == Some("invalid_grant"),
-            "Surety mints it no token without a grant (invalid_grant)",
+            "its key proves who it is, but authority comes only from a grant (invalid_grant)",
         )?;
         let r = mcp::reply(
             w.http
@@ -378,10 +387,23 @@ impl<'w> Story<'w> {
     }
 
     async fn transfers(&mut self, t: &mut Transcript) -> anyhow::Result<()> {
-        t.step("A transfer above the limit steps up: Alice approves it on her device, once");
+        t.step("A transfer above 1 000 steps up: Alice approves it on her device, once");
         let agent = self.agent()?;
         let token = self.token().await?;
         let mut mcp = Session::open(agent, &self.w.resource, &token).await?;
+        let over = json!({"amount": 6000, "currency": "EUR", "to": "acct-7"});
+        let r = mcp.call(TRANSFER, &over, None).await?;
+        t.show(format!(
+            "tools/call payments.transfer 6000 EUR → {} {}",
+            r.error_code().map_or("allowed".into(), |c| c.to_string()),
+            r.message["error"]["message"].as_str().unwrap_or("")
+        ));
+        t.check(
+            r.error_code() == Some(DENIED)
+                && self.w.ledger.calls_of(TRANSFER).is_empty()
+                && self.waiting(TRANSFER).await.is_err(),
+            "above the grant's limit of 5 000 it is refused outright: no approval can lift it",
+        )?;
         let transfer = json!({"amount": 2500, "currency": "EUR", "to": "acct-7"});
         let r = mcp.call(TRANSFER, &transfer, None).await?;
         t.show(format!(
@@ -405,7 +427,7 @@ impl<'w> Story<'w> {
                 client_notification_token: None,
             })
             .await?;
-        t.say("invoice-bot asks Alice over OpenID CIBA for exactly that action (the gateway's own request for it is left to expire).");
+        t.say("invoice-bot asks Alice over OpenID CIBA for exactly that action (it leaves aside the request the gateway opened for the first call).");
         let jwks = self.jwks().await?;
         let notice = self
             .w
@@ -587,6 +609,7 @@ impl<'w> Story<'w> {
             view.status == AgentStatus::Suspended,
             "Surety suspended it on its own",
         )?;
+        let old = token;
         let r = mcp
             .call(READ, &json!({"customer_id": "c-42"}), None)
             .await?;
@@ -621,8 +644,12 @@ impl<'w> Story<'w> {
             finding.map_or("(nothing)".into(), |l| l.finding.detail.clone())
         ));
         t.check(
-            event.is_some_and(|e| e.human == self.alice_id()) && finding.is_some(),
-            "Alice, its owner, is named on the suspension and sees it in her inventory",
+            event.is_some_and(|e| {
+                e.human == self.alice_id()
+                    && e.details["trigger"] == "out_of_scope"
+                    && e.actor.to_string() == "system"
+            }) && finding.is_some(),
+            "the suspension is on record as Surety's, for reaching outside the scope; Alice, its owner, is named and sees it in her inventory",
         )?;
         let jwks = self.jwks().await?;
         let notice = self
@@ -644,7 +671,9 @@ impl<'w> Story<'w> {
                 .unwrap_or("")
         ));
         t.check(
-            notice.is_some_and(|c| c["owner"] == alice_string(self.alice_id())),
+            notice.is_some_and(|c| {
+                c["owner"] == alice_string(self.alice_id()) && c["trigger"] == "out_of_scope"
+            }),
             "Alice is told at once, on her phone",
         )?;
         let back = alice
@@ -655,9 +684,23 @@ impl<'w> Story<'w> {
             )
             .await?;
         t.say("Alice looks into it and reinstates invoice-bot (only its owner may).");
+        let reads = self.w.ledger.calls_of(READ).len();
+        let refused = match Session::open(agent, &self.w.resource, &old).await {
+            Ok(mut session) => {
+                session
+                    .call(READ, &json!({"customer_id": "c-42"}), None)
+                    .await?
+                    .error_code()
+                    == Some(DENIED)
+            }
+            // The gateway may refuse the old token before any call.
+            Err(_) => true,
+        };
         t.check(
-            back.status == AgentStatus::Active,
-            "invoice-bot is active again; the tokens it held stay dead",
+            back.status == AgentStatus::Active
+                && refused
+                && self.w.ledger.calls_of(READ).len() == reads,
+            "invoice-bot is active again, and the tokens it held before stay dead",
         )
     }
 
@@ -703,7 +746,7 @@ impl<'w> Story<'w> {
         )?;
         t.check(
             c["scope"] == READ
-                && c["exp"].as_i64() <= p["exp"].as_i64()
+                && matches!((c["exp"].as_i64(), p["exp"].as_i64()), (Some(c), Some(p)) if c <= p)
                 && c["cnf"]["jkt"] == reader_key.thumbprint(),
             "it is narrower (one tool), lives no longer than its parent, and is bound to the sub-agent's key",
         )?;
@@ -786,7 +829,7 @@ impl<'w> Story<'w> {
             .text()
             .await?;
         t.say(format!(
-            "An admin exports the whole log ({} events and its signed checkpoints); an auditor gets the log's public key by another channel.",
+            "An admin exports the whole log ({} events and its signed checkpoints); an auditor takes the log's public key (here from GET /v1/audit/log-key; in earnest, by another channel).",
             written.size
         ));
         t.show(format!("log key {}", key.trim()));
@@ -805,7 +848,10 @@ impl<'w> Story<'w> {
             .enumerate()
             .find_map(|(n, l)| {
                 (l.contains("\"decision.made\"") && l.contains("\"allow\"") && l.contains(TRANSFER))
-                    .then(|| l.find("2500").map(|i| (n, i + 1)))
+                    .then(|| {
+                        l.find("\"amount\":2500")
+                            .map(|i| (n, i + "\"amount\":2".len()))
+                    })
                     .flatten()
             })
             .ok_or_else(|| {
@@ -827,7 +873,9 @@ impl<'w> Story<'w> {
                 .map_or_else(|e| format!("{e:#}"), |_| "verified!".into())
         ));
         t.check(
-            caught.is_err(),
+            caught
+                .as_ref()
+                .is_err_and(|e| format!("{e:#}").contains("signed root")),
             "the edit is caught: the log no longer matches its signed root",
         )
     }

@@ -2,11 +2,9 @@
 //! checks — coloured at a terminal, plain otherwise, or kept for one JSON document
 //! (`--json`).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 
 use serde::Serialize;
-
-use crate::output::say;
 
 /// One line of a step.
 #[derive(Debug, Serialize)]
@@ -40,8 +38,14 @@ pub struct Transcript {
     json: bool,
     #[serde(skip)]
     color: bool,
+    /// Set once stdout is gone (a closed pipe): nothing more is printed, and the run has
+    /// failed — nobody saw it through.
+    #[serde(skip)]
+    gone: bool,
 }
 
+/// The title of the failure before the story began.
+const SETTING_UP: &str = "Setting up";
 const BOLD: &str = "\x1b[1m";
 const DIM: &str = "\x1b[2m";
 const GREEN: &str = "\x1b[32m";
@@ -63,6 +67,25 @@ impl Transcript {
             seconds: 0.0,
             json,
             color,
+            gone: false,
+        }
+    }
+
+    /// Prints `line`; the first failure to write ends the printing and fails the run (the
+    /// demo still cleans up; it does not exit on the spot).
+    fn emit(&mut self, line: &str) {
+        if self.gone {
+            return;
+        }
+        let text = format!("{line}\n");
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            drop(out);
+            eprintln!(
+                "error: cannot write to stdout ({e}); the demo goes on to clean up, and fails"
+            );
+            self.gone = true;
+            self.ok = false;
         }
     }
 
@@ -74,11 +97,19 @@ impl Transcript {
         }
     }
 
+    /// What the demo is about to show (not part of the JSON transcript).
+    pub fn intro(&mut self, text: &str) {
+        if !self.json {
+            self.emit(text);
+        }
+    }
+
     /// A line about the deployment, before the story.
     pub fn setup(&mut self, text: impl Into<String>) {
         let text = text.into();
         if !self.json {
-            say!("{}", self.paint(DIM, &text));
+            let line = self.paint(DIM, &text);
+            self.emit(&line);
         }
         self.setup.push(text);
     }
@@ -87,8 +118,9 @@ impl Transcript {
     pub fn step(&mut self, title: &str) {
         let n = self.steps.len() + 1;
         if !self.json {
-            say!();
-            say!("{}", self.paint(BOLD, &format!("{n}. {title}")));
+            let line = self.paint(BOLD, &format!("{n}. {title}"));
+            self.emit("");
+            self.emit(&line);
         }
         self.steps.push(Step {
             n,
@@ -112,7 +144,7 @@ impl Transcript {
     pub fn say(&mut self, text: impl Into<String>) {
         let text = text.into();
         if !self.json {
-            say!("   {text}");
+            self.emit(&format!("   {text}"));
         }
         self.push(Line {
             kind: "say",
@@ -125,7 +157,8 @@ impl Transcript {
     pub fn show(&mut self, text: impl Into<String>) {
         let text = text.into();
         if !self.json {
-            say!("     {}", self.paint(CYAN, &text));
+            let line = format!("     {}", self.paint(CYAN, &text));
+            self.emit(&line);
         }
         self.push(Line {
             kind: "show",
@@ -143,7 +176,7 @@ impl Transcript {
             } else {
                 self.paint(RED, "✗")
             };
-            say!("   {mark} {text}");
+            self.emit(&format!("   {mark} {text}"));
         }
         self.push(Line {
             kind: "check",
@@ -162,11 +195,12 @@ impl Transcript {
             .is_some_and(|s| s.lines.iter().any(|l| l.ok == Some(false)));
         if !already {
             if self.steps.is_empty() {
-                self.step("Setting up");
+                self.step(SETTING_UP);
             }
             let text = format!("{error:#}");
             if !self.json {
-                say!("   {} {text}", self.paint(RED, "✗"));
+                let line = format!("   {} {text}", self.paint(RED, "✗"));
+                self.emit(&line);
             }
             self.push(Line {
                 kind: "check",
@@ -182,36 +216,41 @@ impl Transcript {
         self.ok
     }
 
-    /// Ends the run: the summary line, or the JSON document.
-    pub fn finish(&mut self, seconds: f64, epilogue: &[String]) -> anyhow::Result<()> {
+    /// Ends the run: the summary line and `epilogue`, or the JSON document (the epilogue then
+    /// goes to stderr).
+    pub fn finish(&mut self, seconds: f64, epilogue: &[String]) {
         self.seconds = (seconds * 10.0).round() / 10.0;
         if self.json {
-            return crate::output::json(self);
+            match serde_json::to_string_pretty(self) {
+                Ok(doc) => self.emit(&doc),
+                Err(_) => self.ok = false,
+            }
+            for line in epilogue {
+                eprintln!("{line}");
+            }
+            return;
         }
-        say!();
-        if self.ok {
-            say!(
-                "{}",
-                self.paint(
-                    GREEN,
-                    &format!(
-                        "Every step behaved as stated ({} steps, {:.1} s).",
-                        self.steps.len(),
-                        self.seconds
-                    )
-                )
-            );
+        self.emit("");
+        let summary = if self.ok {
+            self.paint(
+                GREEN,
+                &format!(
+                    "Every step behaved as stated ({} steps, {:.1} s).",
+                    self.steps.len(),
+                    self.seconds
+                ),
+            )
         } else {
-            let at = self.steps.iter().find(|s| !s.ok).map_or(0, |s| s.n);
-            say!(
-                "{}",
-                self.paint(RED, &format!("Step {at} did not behave as stated."))
-            );
-        }
+            match self.steps.iter().find(|s| !s.ok) {
+                Some(s) if s.title == SETTING_UP => self.paint(RED, "The demo could not start."),
+                Some(s) => self.paint(RED, &format!("Step {} did not behave as stated.", s.n)),
+                None => self.paint(RED, "The demo did not finish."),
+            }
+        };
+        self.emit(&summary);
         for line in epilogue {
-            say!("{line}");
+            self.emit(line);
         }
-        Ok(())
     }
 }
 
@@ -257,7 +296,7 @@ mod tests {
     fn a_failure_before_any_step_is_reported_as_setting_up() {
         let mut t = Transcript::new(true);
         t.failed(&anyhow::anyhow!("cannot bind"));
-        assert_eq!(t.steps[0].title, "Setting up");
+        assert_eq!(t.steps[0].title, SETTING_UP);
         assert!(!t.ok());
     }
 }

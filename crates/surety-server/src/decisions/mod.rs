@@ -624,11 +624,8 @@ async fn suspend(
             )
             .await
         }
-        // Another request suspended it first.
-        Err(surety_store::StoreError::Stale) => {
-            metrics::counter!("surety_behavioural_suspensions_total", "trigger" => trigger.to_owned()).increment(1);
-            Ok(())
-        }
+        // Another request (or a person) suspended it first: that one is counted and told.
+        Err(surety_store::StoreError::Stale) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

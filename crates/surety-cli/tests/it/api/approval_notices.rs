@@ -276,5 +276,15 @@ async fn the_owner_hears_through_the_webhook_when_surety_suspends_their_agent() 
             .unwrap()
             .contains("outside its scope")
     );
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        300
+    );
+    assert!(claims["jti"].as_str().unwrap().len() >= 16);
+    // Once: further attempts of the suspended agent tell nobody again.
+    let r = native(&server, &d, &rs, &agent, "iam.grant_role", json!({})).await;
+    assert_eq!(r["decision"], "deny");
+    let again = webhook_call(&receiver, std::time::Duration::from_millis(500)).await;
+    assert_eq!(again, None, "one suspension, one notice");
     server.stop().await;
 }

@@ -32,7 +32,7 @@ fn the_demo_tells_the_whole_story_and_every_step_behaves() {
         "registered",
         "delegates bounded authority",
         "reads a customer",
-        "transfer above the limit steps up",
+        "transfer above 1 000 steps up",
         "outside the company steps up",
         "suspends it",
         "sub-agent",
@@ -144,4 +144,25 @@ fn demo_keep_leaves_the_deployment_running_until_interrupted() {
     };
     assert!(status.success(), "{status}");
     assert_eq!(leftovers(&tmp), Vec::<String>::new());
+}
+
+#[test]
+fn a_demo_whose_output_is_cut_short_fails_and_still_cleans_up() {
+    let tmp = scratch();
+    let mut child = Command::new(BIN)
+        .env_clear()
+        .env("TMPDIR", tmp.path())
+        .arg("demo")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read the first line, then hang up, as `surety demo | head -1` does.
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "nobody saw the story through");
+    assert_eq!(leftovers(&tmp), Vec::<String>::new(), "it still cleans up");
 }

@@ -2,9 +2,9 @@
 //! README's walk-through and the guides cannot drift from what Surety does.
 //!
 //! A runnable snippet is a fenced block whose info string is `sh runnable`. The blocks of one
-//! document run in order, as one bash script (`set -euo pipefail`: every command must
-//! succeed; variables carry from block to block), against a fresh `surety serve` of their
-//! own:
+//! document run in order, as one bash script (`set -euo pipefail` with `inherit_errexit`:
+//! every command must succeed, `$( )` substitutions included; variables carry from block to
+//! block), against a fresh `surety serve` of their own:
 //! - the working directory is a new directory holding a copy of `examples/`; the server runs
 //!   there with its default data directory, `surety-data` (so the first admin's profile is
 //!   `surety-data/admin-profile.toml`);
@@ -87,8 +87,11 @@ fn run_document(root: &Path, doc: &Path, blocks: &[String]) {
         &[],
         &[("SURETY_CIBA_INTERVAL", "1s")],
     );
-    let script = blocks
-        .join("\n")
+    // Every failure stops the script, also inside `$( )`, and says where it happened.
+    let prelude =
+        "shopt -s inherit_errexit\ntrap 'echo \"failed: line $LINENO: $BASH_COMMAND\" >&2' ERR\n";
+    let script = [prelude.to_owned(), blocks.join("\n")]
+        .concat()
         .replace("http://127.0.0.1:8080", &server.base)
         .replace("http://localhost:8080", &format!("http://localhost:{port}"));
     let bin_dir = Path::new(BIN).parent().unwrap();
