@@ -32,6 +32,17 @@ impl Reply {
         self.message["error"]["code"].as_i64()
     }
 
+    /// How the call ended, for people: the JSON-RPC error's code and message, or `allowed`.
+    pub fn outcome(&self) -> String {
+        match self.error_code() {
+            Some(code) => format!(
+                "{code} {}",
+                self.message["error"]["message"].as_str().unwrap_or("")
+            ),
+            None => "allowed".to_owned(),
+        }
+    }
+
     /// The text the tool answered, if it was called.
     pub fn text(&self) -> Option<&str> {
         self.message["result"]["content"][0]["text"].as_str()

@@ -394,9 +394,8 @@ impl<'w> Story<'w> {
         let over = json!({"amount": 6000, "currency": "EUR", "to": "acct-7"});
         let r = mcp.call(TRANSFER, &over, None).await?;
         t.show(format!(
-            "tools/call payments.transfer 6000 EUR → {} {}",
-            r.error_code().map_or("allowed".into(), |c| c.to_string()),
-            r.message["error"]["message"].as_str().unwrap_or("")
+            "tools/call payments.transfer 6000 EUR → {}",
+            r.outcome()
         ));
         t.check(
             r.error_code() == Some(DENIED)
@@ -407,9 +406,8 @@ impl<'w> Story<'w> {
         let transfer = json!({"amount": 2500, "currency": "EUR", "to": "acct-7"});
         let r = mcp.call(TRANSFER, &transfer, None).await?;
         t.show(format!(
-            "tools/call payments.transfer 2500 EUR → {} {}",
-            r.error_code().map_or("no error".into(), |c| c.to_string()),
-            r.message["error"]["message"].as_str().unwrap_or("")
+            "tools/call payments.transfer 2500 EUR → {}",
+            r.outcome()
         ));
         t.check(
             r.error_code() == Some(WAITING_FOR_APPROVAL)
@@ -488,11 +486,7 @@ impl<'w> Story<'w> {
         let meta = json!({"surety/approval_token": approval});
         let more = json!({"amount": 2600, "currency": "EUR", "to": "acct-7"});
         let r = mcp.call(TRANSFER, &more, Some(meta.clone())).await?;
-        t.show(format!(
-            "with it, 2600 EUR → {} {}",
-            r.error_code().map_or("allowed".into(), |c| c.to_string()),
-            r.message["error"]["message"].as_str().unwrap_or("")
-        ));
+        t.show(format!("with it, 2600 EUR → {}", r.outcome()));
         t.check(
             r.error_code() == Some(DENIED) && self.w.ledger.calls_of(TRANSFER).is_empty(),
             "it approves nothing else: another amount is denied",
@@ -514,11 +508,7 @@ impl<'w> Story<'w> {
             "the approved transfer goes through, exactly as approved",
         )?;
         let r = mcp.call(TRANSFER, &transfer, Some(meta)).await?;
-        t.show(format!(
-            "the same token again → {} {}",
-            r.error_code().map_or("allowed".into(), |c| c.to_string()),
-            r.message["error"]["message"].as_str().unwrap_or("")
-        ));
+        t.show(format!("the same token again → {}", r.outcome()));
         t.check(
             r.error_code() == Some(DENIED) && self.w.ledger.calls_of(TRANSFER).len() == 1,
             "a replay is refused: one approval, one transfer",
@@ -539,7 +529,7 @@ impl<'w> Story<'w> {
             .to_owned();
         t.show(format!(
             "tools/call files.share_external customers-q3.csv → partner.example → {}",
-            r.error_code().map_or("allowed".into(), |c| c.to_string())
+            r.outcome()
         ));
         t.check(
             r.error_code() == Some(WAITING_FOR_APPROVAL) && !auth_req_id.is_empty(),
@@ -567,9 +557,8 @@ impl<'w> Story<'w> {
             )
             .await?;
         t.show(format!(
-            "the call again, with the request's id → {} {}",
-            r.error_code().map_or("allowed".into(), |c| c.to_string()),
-            r.message["error"]["message"].as_str().unwrap_or("")
+            "the call again, with the request's id → {}",
+            r.outcome()
         ));
         t.check(
             r.error_code() == Some(DENIED) && self.w.ledger.calls_of(SHARE).is_empty(),

@@ -10,6 +10,19 @@ fn scratch() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
+/// `surety demo ARGS` running, its temporary directory made in `tmp`, its stdout piped.
+fn spawn_demo(tmp: &tempfile::TempDir, args: &[&str]) -> std::process::Child {
+    Command::new(BIN)
+        .env_clear()
+        .env("TMPDIR", tmp.path())
+        .arg("demo")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn leftovers(dir: &tempfile::TempDir) -> Vec<String> {
     std::fs::read_dir(dir.path())
         .unwrap()
@@ -91,14 +104,7 @@ fn the_demo_prints_plain_numbered_text_when_not_at_a_terminal() {
 #[test]
 fn demo_keep_leaves_the_deployment_running_until_interrupted() {
     let tmp = scratch();
-    let mut child = Command::new(BIN)
-        .env_clear()
-        .env("TMPDIR", tmp.path())
-        .args(["demo", "--keep"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_demo(&tmp, &["--keep"]);
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let ui = loop {
         let line = lines
@@ -149,14 +155,7 @@ fn demo_keep_leaves_the_deployment_running_until_interrupted() {
 #[test]
 fn a_demo_whose_output_is_cut_short_fails_and_still_cleans_up() {
     let tmp = scratch();
-    let mut child = Command::new(BIN)
-        .env_clear()
-        .env("TMPDIR", tmp.path())
-        .arg("demo")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_demo(&tmp, &[]);
     // Read the first line, then hang up, as `surety demo | head -1` does.
     let mut first = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap())
