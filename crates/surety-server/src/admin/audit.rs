@@ -143,6 +143,18 @@ pub(crate) async fn make_checkpoint(
         return Ok(l.clone());
     }
     let (signer, _) = log_key(state).await?;
+    // Sign only a tree that extends the last signed one: events it covered that were
+    // altered, removed or reordered in the database since would otherwise get a signature.
+    if let Some(l) = &latest
+        && let Err(why) = matches_tree(state, l).await?
+    {
+        metrics::counter!("surety_audit_checkpoints_refused_total").increment(1);
+        tracing::error!(size = l.size, reason = %why, "the stored audit log no longer matches its latest signed checkpoint; no new checkpoint is signed");
+        return Err(ApiError::not_available(format!(
+            "the stored audit log no longer matches its latest signed checkpoint (size {}): {why}; no new checkpoint is signed over it",
+            l.size
+        )));
+    }
     let root = over_tree(state, |src| surety_core::merkle::root(src, size)).await?;
     let now = state.clock.now();
     let mut extensions = vec![format!("time {}", now.unix_timestamp())];
@@ -194,39 +206,46 @@ pub(crate) async fn checkpoint_status(state: &AppState) -> Result<CheckpointStat
     let latest = state.store.latest_checkpoint().await?;
     let verified = match &latest {
         None => Err("no checkpoint was made yet".to_owned()),
-        Some(cp) => {
-            let keys: Vec<_> = state
-                .store
-                .all_signing_keys()
-                .await?
-                .iter()
-                .filter_map(|k| surety_jose::PublicJwk::from_json(&k.public_jwk).ok())
-                .filter_map(|jwk| surety_jose::note::NoteKey::from_jwk(&origin(state), &jwk).ok())
-                .collect();
-            let root = over_tree(state, |src| surety_core::merkle::root(src, cp.size)).await?;
-            surety_jose::note::open(&cp.note, &keys)
-                .map_err(|e| format!("the signature does not verify: {e}"))
-                .and_then(|text| {
-                    surety_jose::note::Checkpoint::parse(text)
-                        .map_err(|e| format!("the checkpoint does not parse: {e}"))
-                })
-                .and_then(|signed| {
-                    if signed.size == cp.size && signed.root == root {
-                        Ok(())
-                    } else {
-                        Err(format!(
-                            "the signed root of size {} is not the stored tree's root",
-                            signed.size
-                        ))
-                    }
-                })
-        }
+        Some(cp) => matches_tree(state, cp).await?,
     };
     Ok(CheckpointStatus {
         tree_size,
         latest,
         verified,
     })
+}
+
+/// Whether `cp`'s signature verifies with one of the organisation's Ed25519 keys and its
+/// signed root is the root of the stored tree at its size — or why not.
+async fn matches_tree(
+    state: &AppState,
+    cp: &surety_store::StoredCheckpoint,
+) -> Result<Result<(), String>, ApiError> {
+    let keys: Vec<_> = state
+        .store
+        .all_signing_keys()
+        .await?
+        .iter()
+        .filter_map(|k| surety_jose::PublicJwk::from_json(&k.public_jwk).ok())
+        .filter_map(|jwk| surety_jose::note::NoteKey::from_jwk(&origin(state), &jwk).ok())
+        .collect();
+    let root = over_tree(state, |src| surety_core::merkle::root(src, cp.size)).await?;
+    Ok(surety_jose::note::open(&cp.note, &keys)
+        .map_err(|e| format!("the signature does not verify: {e}"))
+        .and_then(|text| {
+            surety_jose::note::Checkpoint::parse(text)
+                .map_err(|e| format!("the checkpoint does not parse: {e}"))
+        })
+        .and_then(|signed| {
+            if signed.size == cp.size && signed.root == root {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the signed root of size {} is not the stored tree's root",
+                    signed.size
+                ))
+            }
+        }))
 }
 
 /// The latest tree head as a C2SP `tlog-checkpoint`, signed by the organisation's key as a

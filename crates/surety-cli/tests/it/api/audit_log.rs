@@ -270,3 +270,45 @@ async fn checkpoints_are_made_as_events_accumulate_and_name_the_previous_one() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn no_checkpoint_is_signed_over_a_log_altered_since_the_last_one() {
+    let server = TestServer::start().await;
+    let signed = checkpoint(&server).await;
+    server.agent("later").await;
+    // Someone with write access to the database rewrites the tree under the signed
+    // checkpoint (the leftmost node of every level: whatever the root is computed from).
+    let db = server.dir.path().join("surety.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_tree SET hash = randomblob(32) WHERE idx = 0")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let r = get(&server, "/v1/audit/checkpoint").await;
+    let body = expect_error(r, 503, "temporarily_unavailable").await;
+    let description = body["error_description"].as_str().unwrap();
+    assert!(
+        description.contains(&format!(
+            "no longer matches its latest signed checkpoint (size {})",
+            signed.size
+        )),
+        "{description}"
+    );
+    // The last signed checkpoint stays the latest.
+    let list: Value = get(&server, "/v1/audit/checkpoints")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sizes: Vec<u64> = list["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["size"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes.iter().max(), Some(&signed.size), "{list}");
+    server.stop().await;
+}
