@@ -29,7 +29,7 @@ use transcript::Transcript;
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Leave the deployment running once the story is told (until Ctrl-C), and print where
-    /// to look: the web UI, the admin's profile for the CLI.
+    /// to look: the web UI, the admin's profile for the CLI, a passkey sign-in link for Alice.
     #[arg(long)]
     keep: bool,
 }
