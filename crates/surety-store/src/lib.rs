@@ -117,6 +117,10 @@ pub struct AgentStatusChange {
     /// The keys the decision expects `keys_to` to change; if others would change (a key was
     /// added or revoked meanwhile), the change is [`StoreError::Stale`].
     pub keys: Vec<String>,
+    /// When set, the change applies only if the agent was not changed after this moment
+    /// (`updated_at`): a decision drawn from what was counted then (strikes, say) must not
+    /// land on an agent its owner has reinstated since. Otherwise [`StoreError::Stale`].
+    pub unchanged_since: Option<OffsetDateTime>,
     /// When.
     pub at: OffsetDateTime,
 }

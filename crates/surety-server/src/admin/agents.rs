@@ -164,6 +164,7 @@ pub(crate) async fn transition(
             keys_to,
             keys: affected,
             at: now,
+            unchanged_since: None,
         };
         match state.store.change_agent_status(&change, &[event]).await {
             Ok(()) => {

@@ -607,6 +607,7 @@ async fn suspend(
         keys_to: None,
         keys: Vec::new(),
         at: now,
+        unchanged_since: Some(now),
     };
     match state.store.change_agent_status(&change, &[event]).await {
         Ok(()) => {

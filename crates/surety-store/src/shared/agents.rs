@@ -118,18 +118,28 @@ impl AgentStore for Backend {
         events: &[NewEvent],
     ) -> Result<()> {
         let mut tx = self.writer().begin().await?;
-        let updated = sqlx::query(
-            "UPDATE agents SET status = $1, status_reason = $2, updated_at = $3, \
-             tokens_not_before = $3 \
-             WHERE id = $4 AND status = $5",
-        )
-        .bind(change.to.as_str())
-        .bind(change.reason.as_deref())
-        .bind(DbTime::from(change.at))
-        .bind(change.id.to_string())
-        .bind(change.from.as_str())
-        .execute(&mut *tx)
-        .await?;
+        let sql = match change.unchanged_since {
+            None => {
+                "UPDATE agents SET status = $1, status_reason = $2, updated_at = $3, \
+                 tokens_not_before = $3 \
+                 WHERE id = $4 AND status = $5"
+            }
+            Some(_) => {
+                "UPDATE agents SET status = $1, status_reason = $2, updated_at = $3, \
+                 tokens_not_before = $3 \
+                 WHERE id = $4 AND status = $5 AND updated_at <= $6"
+            }
+        };
+        let mut update = sqlx::query(sql)
+            .bind(change.to.as_str())
+            .bind(change.reason.as_deref())
+            .bind(DbTime::from(change.at))
+            .bind(change.id.to_string())
+            .bind(change.from.as_str());
+        if let Some(since) = change.unchanged_since {
+            update = update.bind(DbTime::from(since));
+        }
+        let updated = update.execute(&mut *tx).await?;
         if updated.rows_affected() == 0 {
             return Err(if agent_exists(&mut tx, change.id).await? {
                 StoreError::Stale

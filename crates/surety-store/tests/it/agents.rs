@@ -17,6 +17,7 @@ crate::storage_tests!(
     names_are_unique_per_owner_ignoring_case,
     a_refused_registration_leaves_no_trace,
     status_change_is_compare_and_set,
+    a_change_drawn_from_an_older_view_of_the_agent_is_stale,
     revoking_revokes_every_usable_key,
     retiring_retires_active_keys,
     agents_list_in_keyset_pages_with_filters,
@@ -36,6 +37,7 @@ fn change(
         keys_to,
         keys: Vec::new(),
         at: t0(),
+        unchanged_since: None,
     }
 }
 
@@ -160,6 +162,39 @@ async fn status_change_is_compare_and_set(store: Arc<dyn Store>) {
         store.change_agent_status(&missing, &[]).await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+async fn a_change_drawn_from_an_older_view_of_the_agent_is_stale(store: Arc<dyn Store>) {
+    let owner = add_human(&store, "o@example.com", Role::Member).await;
+    let (a, _) = add_agent(&store, "bot", owner.id).await;
+    let at = |s: i64| t0() + time::Duration::seconds(s);
+    let mut suspend = change(a.id, AgentStatus::Active, AgentStatus::Suspended, None);
+    suspend.at = at(1);
+    store.change_agent_status(&suspend, &[]).await.unwrap();
+    let mut reinstate = change(a.id, AgentStatus::Suspended, AgentStatus::Active, None);
+    reinstate.at = at(2);
+    store.change_agent_status(&reinstate, &[]).await.unwrap();
+    // Strikes counted at 1 s, before the owner reinstated it at 2 s: stale.
+    let before = event_count(&store).await;
+    let mut again = change(a.id, AgentStatus::Active, AgentStatus::Suspended, None);
+    again.at = at(3);
+    again.unchanged_since = Some(at(1));
+    let stale = store
+        .change_agent_status(&again, &[event(EventKind::AgentSuspended, a.id)])
+        .await;
+    assert!(matches!(stale, Err(StoreError::Stale)), "{stale:?}");
+    assert_eq!(
+        event_count(&store).await,
+        before,
+        "a stale change writes no event"
+    );
+    let stored = store.get_agent(a.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, AgentStatus::Active);
+    // Drawn from what it is now: applies.
+    again.unchanged_since = Some(at(2));
+    store.change_agent_status(&again, &[]).await.unwrap();
+    let stored = store.get_agent(a.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, AgentStatus::Suspended);
 }
 
 async fn revoking_revokes_every_usable_key(store: Arc<dyn Store>) {

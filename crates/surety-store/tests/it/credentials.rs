@@ -102,6 +102,7 @@ async fn a_grant_needs_an_active_principal_and_agent(store: Arc<dyn Store>) {
                 keys_to: None,
                 keys: vec![k.kid],
                 at: t0(),
+                unchanged_since: None,
             },
             &[],
         )
@@ -331,6 +332,7 @@ async fn token_standing_reports_states_watermarks_and_revocations(store: Arc<dyn
                     keys_to: None,
                     keys: vec![],
                     at,
+                    unchanged_since: None,
                 },
                 &[],
             )

@@ -122,6 +122,7 @@ async fn deactivation_suspends_only_active_agents_each_audited(store: Arc<dyn St
                 keys_to: None,
                 keys: Vec::new(),
                 at: t0(),
+                unchanged_since: None,
             },
             &[],
         )

@@ -117,6 +117,7 @@ async fn a_final_agent_gets_no_new_key(store: Arc<dyn Store>) {
                 keys_to: Some(KeyStatus::Revoked),
                 keys: vec![k.kid.clone()],
                 at: t0(),
+                unchanged_since: None,
             },
             &[],
         )

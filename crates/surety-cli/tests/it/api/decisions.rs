@@ -628,6 +628,7 @@ async fn presenting_a_withdrawn_token_suspends_its_holder_after_a_grace_period()
                 keys_to: None,
                 keys: vec![],
                 at: now,
+                unchanged_since: None,
             },
             &[],
         )
